@@ -1,0 +1,3 @@
+from logpost.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""What every line parser writes into: the RunLog builder, and the parser protocol."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Any
+
+from logpost.model import Event, Line
+
+MAX_EVENTS = 5000  # distinct event messages kept; beyond that they are only counted
+
+
+class LineParser:
+    """A parser sees every normalised line that contains one of its ``markers`` (literal text),
+    plus the lines it asked to follow with :meth:`Builder.follow`."""
+
+    markers: tuple[str, ...] = ()
+
+    def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def finish(self, out: Builder) -> None:
+        """Called once at the end of the source."""
+
+
+_FOLD_DIGITS = re.compile(r"\d+")
+
+
+class Builder:
+    """Collects records (metric rows), events and run metadata while a source is read."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.records: list[dict[str, Any]] = []
+        self._events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.events_dropped = 0
+        self.meta: dict[str, Any] = {}
+        self.frameworks: Counter[str] = Counter()
+        self._follow: dict[int, int] = {}
+        self.scanner: Any = None
+
+    # ---------------------------------------------------------------- records
+    def record(self, kind: str, values: dict[str, Any], line: Line | None, *,
+               step: int | None = None, text: str | None = None, **extra: Any) -> dict[str, Any]:
+        rec: dict[str, Any] = dict(values)
+        bad = [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
+        rec["nonfinite"] = ",".join(sorted(bad)) if bad else None
+        rec["kind"] = kind
+        rec["step"] = step
+        rec["line"] = line.no if line else extra.pop("line_no", None)
+        rec["rank"] = line.rank if line else None
+        rec["source"] = self.source
+        rec["_text"] = text if text is not None else (line.text.strip() if line else "")
+        rec.update(extra)
+        self.records.append(rec)
+        return rec
+
+    # ---------------------------------------------------------------- events
+    def event(self, kind: str, line: Line, text: str | None = None, **data: Any) -> None:
+        """Record an event; the same message repeated (digits aside) is folded into one."""
+        text = (text if text is not None else line.text).strip()
+        key = (kind, _FOLD_DIGITS.sub("#", text[:300]))
+        acc = self._events.get(key)
+        if acc is not None:
+            acc["count"] += 1
+            acc["last_line"] = line.no
+            return
+        if len(self._events) >= MAX_EVENTS:
+            self.events_dropped += 1
+            return
+        self._events[key] = {"kind": kind, "line": line.no, "text": text[:2000], "rank": line.rank,
+                             "count": 1, "last_line": line.no, "data": data}
+
+    def events(self) -> list[Event]:
+        return [Event(**acc) for acc in self._events.values()]
+
+    # ---------------------------------------------------------------- scanner control
+    def follow(self, parser: LineParser, lines: int) -> None:
+        """Ask for the next ``lines`` physical lines to reach ``parser`` whatever they contain."""
+        self._follow[id(parser)] = lines
+        if self.scanner is not None:
+            self.scanner.follow = max(self.scanner.follow, lines)
+
+    def stop_following(self, parser: LineParser) -> None:
+        self._follow.pop(id(parser), None)
+
+    def following(self, parser: LineParser) -> bool:
+        return id(parser) in self._follow
+
+    def tick(self) -> None:
+        """A new physical line starts: count down the follow windows (called before feeding it)."""
+        if self._follow:
+            for key, left in list(self._follow.items()):
+                if left <= 0:
+                    del self._follow[key]
+                else:
+                    self._follow[key] = left - 1
+
+    def saw(self, framework: str, weight: int = 1) -> None:
+        self.frameworks[framework] += weight
+
+    def set_meta(self, key: str, value: Any, line: Line | None = None) -> None:
+        """Keep the first value of a metadata key, with the line that said it."""
+        if key not in self.meta:
+            self.meta[key] = value
+            if line is not None:
+                self.meta.setdefault("_lines", {})[key] = (line.no, line.text.strip()[:500])

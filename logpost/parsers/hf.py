@@ -1,0 +1,190 @@
+"""HF Trainer / TRL console output (transformers 4.x and 5.x).
+
+* metric dicts printed by ``ProgressCallback``/``PrinterCallback``: a Python dict repr, bare
+  floats and bare ``nan``/``inf`` in 4.x, every float a quoted ``.4g`` string in 5.x, often glued
+  to tqdm fragments or with a missing ``{`` in pastes;
+* the tqdm training bar (``12/40 [``), used to place records on steps;
+* the ``***** Running training *****`` header;
+* ``trainer.log_metrics`` tables (``***** train metrics *****`` + ``  key = value``);
+* ``Training completed.``
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from logpost.frame import ALIASES, to_number
+from logpost.model import Line
+from logpost.parsers.base import Builder, LineParser
+
+# A dict repr: from "{'" to the matching "}" (metric dicts hold no nested braces).
+_DICT = re.compile(r"\{\s*'[^{}]*\}")
+# A paste that lost its opening brace: "'loss': 1.2, 'learning_rate': ...}"
+_BRACELESS = re.compile(r"^\s*'(?:loss|eval_loss|train_runtime)'\s*:[^{}]*\}")
+_PAIR = re.compile(r"'([^']{1,200})'\s*:\s*('(?:[^'\\]|\\.)*'|\"[^\"]*\"|tensor\([^)]*\)|[^,}]+)")
+_TENSOR = re.compile(r"tensor\(\s*([^,)]+)")
+METRIC_KEYS = frozenset({"loss", "eval_loss", "train_runtime", "learning_rate", "lr", "grad_norm", "train_loss"})
+
+# tqdm: "  45%|████▌     | 18/40 [00:03<00:05,  4.21it/s]"
+_BAR = re.compile(r"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
+_BAR_DESC = re.compile(r"([^\s|%][^|%]*?):?\s*\d{1,3}%\|")
+
+_HEADER = re.compile(
+    r"(Num examples|Num Epochs|Num update steps per epoch|Instantaneous batch size per device|"
+    r"Total train batch size \(w\. parallel, distributed & accumulation\)|Gradient Accumulation steps|"
+    r"Total optimization steps|Number of trainable parameters)\s*=\s*([\d,.]+)")
+_HEADER_KEYS = {
+    "Num examples": "num_examples",
+    "Num Epochs": "num_epochs",
+    "Num update steps per epoch": "steps_per_epoch",
+    "Instantaneous batch size per device": "per_device_batch_size",
+    "Total train batch size (w. parallel, distributed & accumulation)": "total_batch_size",
+    "Gradient Accumulation steps": "gradient_accumulation_steps",
+    "Total optimization steps": "total_steps",
+    "Number of trainable parameters": "trainable_parameters",
+}
+_TABLE_START = re.compile(r"\*{5} (\w+) metrics \*{5}")
+_TABLE_ROW = re.compile(r"^\s+([\w/.\-]+)\s+=\s+(\S+)\s*$")
+_HMS = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
+_PEFT = re.compile(r"trainable params:\s*([\d,]+)\s*\|\|\s*all params:\s*([\d,]+)")
+_MODEL = re.compile(r"""["']?(?:_name_or_path|model_name_or_path|base_model)["']?\s*[:=]\s*["']?([^"',\s}]+)""")
+
+
+def parse_dict(text: str) -> dict[str, Any] | None:
+    """The key/value pairs of a printed metric dict, values as float where numeric."""
+    pairs = _PAIR.findall(text)
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for key, raw in pairs:
+        raw = raw.strip()
+        if raw.startswith("tensor("):
+            m = _TENSOR.match(raw)
+            raw = m.group(1) if m else raw
+        out[key] = to_number(raw)
+    return out
+
+
+def metric_values(pairs: dict[str, Any]) -> dict[str, Any]:
+    """Fold logged keys onto frame columns (``lr`` -> ``learning_rate`` ...), keeping the rest."""
+    out: dict[str, Any] = {}
+    for key, value in pairs.items():
+        col = ALIASES.get(key, key)
+        if col == "step":
+            continue
+        if col not in out or out[col] is None:
+            out[col] = value
+    return out
+
+
+def record_kind(pairs: dict[str, Any]) -> str:
+    if "train_runtime" in pairs or "train_loss" in pairs:
+        return "summary"
+    if "loss" not in pairs and any(k.startswith("eval_") for k in pairs):
+        return "eval"
+    return "train"
+
+
+def seconds(text: str) -> float | str | None:
+    m = _HMS.match(text)
+    if m:
+        return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    return to_number(text)
+
+
+class HFParser(LineParser):
+    markers = ("{'", "'loss'", "'eval_", "'train_runtime'", "%|", "*****", " = ", "Training completed",
+               "trainable params", "name_or_path")
+
+    def __init__(self) -> None:
+        self.progress: dict[int | None, int] = {}
+        self.table: dict[str, Any] | None = None
+        self.table_kind = ""
+        self.table_line: Line | None = None
+
+    def feed(self, line: Line, out: Builder) -> None:
+        text = line.text
+        if self.table is not None:
+            m = _TABLE_ROW.match(text)
+            if m:
+                key, raw = m.group(1), m.group(2)
+                self.table[key] = seconds(raw) if key.endswith("_runtime") else to_number(raw)
+                if "*****" not in text:
+                    return
+            self._close_table(out)
+        if "%|" in text:
+            self._bar(line)
+        if "{'" in text or text.lstrip().startswith("'"):
+            self._dicts(line, out)
+        if "*****" in text:
+            if "Running training" in text:
+                out.saw("hf", 2)
+            m = _TABLE_START.search(text)
+            if m:
+                self.table, self.table_kind, self.table_line = {}, m.group(1), line
+                out.follow(self, 40)
+        if " = " in text:
+            m = _HEADER.search(text)
+            if m:
+                value = to_number(m.group(2).replace(",", ""))
+                out.meta.setdefault("header", {}).setdefault(_HEADER_KEYS[m.group(1)], value)
+                out.set_meta("header:" + _HEADER_KEYS[m.group(1)], value, line)
+        if "Training completed" in text and "Saving" not in text:
+            out.set_meta("completed", True, line)
+        if "trainable params" in text:
+            m = _PEFT.search(text)
+            if m:
+                out.set_meta("peft_trainable_params", int(m.group(1).replace(",", "")), line)
+        if "name_or_path" in text:
+            m = _MODEL.search(text)
+            if m and m.group(1) not in ("None", "null", ""):
+                out.set_meta("model", m.group(1), line)
+
+    def _bar(self, line: Line) -> None:
+        m = _BAR.search(line.text)
+        if not m:
+            return
+        desc = line.text[: m.start(1)].strip(" |:")
+        # only the bare training bar; "Tokenizing Prompts: 45%|", "Loading weights: ..." are not steps
+        if desc and not desc.endswith("]"):
+            return
+        self.progress[line.rank] = int(m.group(2))
+        self.progress_total = int(m.group(3))
+
+    def _dicts(self, line: Line, out: Builder) -> None:
+        text = line.text
+        found = _DICT.findall(text) or ([m.group(0)] if (m := _BRACELESS.match(text)) else [])
+        if "TrainOutput(" in text:  # a script's print of trainer.train()'s return value repeats the summary
+            return
+        for chunk in found:
+            pairs = parse_dict(chunk)
+            if not pairs or not (METRIC_KEYS & pairs.keys() or any(k.startswith("eval_") for k in pairs)):
+                continue
+            kind = record_kind(pairs)
+            values = metric_values(pairs)
+            out.saw("hf")
+            rec = out.record(kind, values, line, text=chunk.strip())
+            if kind == "train":
+                total = out.meta.get("header", {}).get("total_steps")
+                bar_total = getattr(self, "progress_total", None)
+                if line.rank in self.progress and (not total or bar_total == total):
+                    rec["_progress"] = self.progress[line.rank]
+            if kind == "summary":
+                out.set_meta("summary_line", line.no, line)
+
+    def _close_table(self, out: Builder) -> None:
+        table, kind, line = self.table, self.table_kind, self.table_line
+        self.table = None
+        out.stop_following(self)
+        if not table or line is None:
+            return
+        rec_kind = "summary" if kind == "train" else "eval" if kind in ("eval", "test", "predict") else kind
+        out.saw("hf")
+        values = metric_values(table)
+        text = f"***** {kind} metrics ***** " + ", ".join(f"{k} = {v}" for k, v in table.items())
+        out.record(rec_kind, values, line, text=text[:2000], table=True)
+
+    def finish(self, out: Builder) -> None:
+        if self.table is not None:
+            self._close_table(out)

@@ -1,0 +1,232 @@
+"""Sources and the line normaliser every parser sits behind.
+
+The scanner reads a source in binary blocks and hands out only the physical lines that contain
+one of the parsers' literal markers (``bytes.find`` runs at memory speed; a Python loop over every
+line does not). A parser that needs the lines after a marker (a traceback, a table) asks the
+scanner to ``follow`` for N lines. Line numbers are physical 1-based line numbers, counted on
+``\\n`` only, as ``grep -n`` and editors count them; the ``\\r``-separated parts of a line (tqdm
+redraws) share their line's number.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from logpost.model import InputError, Line
+
+BLOCK = 1 << 22  # 4 MiB: large enough that per-block Python overhead is negligible
+MAX_LINE = 1 << 23  # a "line" longer than 8 MiB is cut into pieces (same line number)
+MAX_TEXT = 1 << 16  # parsers see at most 64 KiB of one piece; no metric record is longer
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>78]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Colour codes whose ESC byte was lost in a paste: "[39m" at the end (colorama's Fore.RESET) or start.
+_BARE_SGR_END = re.compile(r"\[(?:\d{1,3}(?:;\d{1,3})*)?m\s*$")
+_BARE_SGR_START = re.compile(r"^\[(?:\d{1,3}(?:;\d{1,3})*)?m(?=\S)")
+# Prefixes that launchers put before every line; the rank they carry becomes Line.rank.
+_RANK_PREFIX = re.compile(r"^\[(?:rank|default|[A-Za-z_]{1,20}?)(\d{1,5})\]:\s?")
+_SRUN_PREFIX = re.compile(r"^\s{0,3}(\d{1,5}): (?=\S)")
+_WRAPPER_PREFIX = re.compile(r"^\([\w.@-]{1,64}, pid=\d+(?:, ip=[\d.]+)?\) ")
+_HOST_PREFIX = re.compile(r"^([A-Za-z][\w-]{0,62}\d[\w-]{0,62}): (?=\S)")
+_AXOLOTL_RANK = re.compile(r"\[RANK:(\d{1,5})\]")
+
+
+def open_source(path: str) -> tuple[BinaryIO, str]:
+    """Open a path, ``-`` (stdin) or a ``.gz`` file for binary reading; return (stream, name)."""
+    if path == "-":
+        return sys.stdin.buffer, "<stdin>"
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not a log file")
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw), path  # type: ignore[return-value]
+    return raw, path
+
+
+def decode(raw: bytes) -> str:
+    """Bytes of one line as text: UTF-8, else GB18030 (Chinese Windows consoles), else UTF-8 with
+    replacement characters. Never raises."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode("gb18030")
+        if "\x00" not in text:
+            return text
+    except UnicodeDecodeError:
+        pass
+    return raw.decode("utf-8", errors="replace")
+
+
+def clean(text: str) -> str:
+    """Strip ANSI escapes and control characters (keeping tabs), and bare colour residues."""
+    if "\x1b" in text or any(ord(c) < 32 and c != "\t" for c in text[:4096]):
+        text = _ANSI.sub("", text)
+    if "m" in text and "[" in text:
+        text = _BARE_SGR_END.sub("", text)
+        text = _BARE_SGR_START.sub("", text)
+    return text
+
+
+def lift_rank(text: str) -> tuple[str, int | None]:
+    """Remove launcher prefixes (``[rank3]:``, ``[default0]:``, ``3: ``, ``host1: ``,
+    ``(job, pid=12) ``) and return the text with the rank they named (or Axolotl's ``[RANK:n]``)."""
+    rank: int | None = None
+    for _ in range(4):
+        m = _RANK_PREFIX.match(text)
+        if m:
+            rank = int(m.group(1))
+            text = text[m.end():]
+            continue
+        m = _WRAPPER_PREFIX.match(text) or _HOST_PREFIX.match(text)
+        if m and not m.group(0).rstrip(": ").endswith(("Error", "Exception", "Warning")):
+            text = text[m.end():]
+            continue
+        m = _SRUN_PREFIX.match(text)
+        if m:
+            rank = int(m.group(1))
+            text = text[m.end():]
+            continue
+        break
+    if rank is None and "[RANK:" in text:
+        m = _AXOLOTL_RANK.search(text)
+        if m:
+            rank = int(m.group(1))
+    return text, rank
+
+
+def split_line(no: int, raw: bytes) -> list[Line]:
+    """A physical line as normalised pieces: split on ``\\r``, decoded, cleaned, rank lifted."""
+    out = []
+    for part in raw.split(b"\r"):
+        if not part.strip():
+            continue
+        text = clean(decode(part[:MAX_TEXT]))
+        text, rank = lift_rank(text)
+        if text.strip():
+            out.append(Line(no, text, rank))
+    return out
+
+
+class Scanner:
+    """Yields ``(line_number, raw_bytes)`` for the physical lines that contain a marker.
+
+    Set :attr:`follow` to N from the consumer to receive the next N lines unconditionally.
+    Memory is one block plus one over-long line at most.
+    """
+
+    def __init__(self, stream: BinaryIO, markers: tuple[bytes, ...], block: int = BLOCK):
+        self.stream = stream
+        self.markers = tuple(sorted(set(markers)))
+        self.block = block
+        self.follow = 0
+        self.lines = 0  # physical lines seen so far (complete after iteration)
+        self.bytes = 0
+        self.last_text = b""  # last non-blank physical line, for "how did the log end"
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        carry = b""
+        base = 1
+        while True:
+            try:
+                chunk = self.stream.read(self.block)
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise InputError(f"read error: {exc}") from None
+            if chunk:
+                self.bytes += len(chunk)
+                data = carry + chunk if carry else chunk
+                cut = data.rfind(b"\n")
+                if cut == -1:
+                    if len(data) < MAX_LINE:
+                        carry = data
+                        continue
+                    block, carry = data, b""
+                else:
+                    block, carry = data[: cut + 1], data[cut + 1:]
+            else:
+                block, carry = carry, b""
+                if not block:
+                    break
+            yield from self._block(block, base)
+            self._remember_tail(block)
+            base += block.count(b"\n")
+        # newlines counted, plus a last line that has none
+        self.lines = base - 1 + (0 if self._ended_with_newline else 1)
+
+    _ended_with_newline = True
+
+    def _remember_tail(self, block: bytes) -> None:
+        self._ended_with_newline = block.endswith(b"\n")
+        end = len(block)
+        while end > 0:
+            start = block.rfind(b"\n", 0, end - 1) + 1
+            piece = block[start:end].strip()
+            if piece:
+                self.last_text = piece[-4096:]
+                return
+            end = start
+            if start == 0:
+                return
+
+    def _block(self, block: bytes, base: int) -> Iterator[tuple[int, bytes]]:
+        starts = set()
+        find, rfind = block.find, block.rfind
+        for marker in self.markers:
+            i = find(marker)
+            while i != -1:
+                s = rfind(b"\n", 0, i) + 1
+                starts.add(s)
+                e = find(b"\n", i)
+                if e == -1:
+                    break
+                i = find(marker, e)
+        cands = sorted(starts)
+        n = len(block)
+        ci, pos, off, no = 0, 0, 0, base
+        count = block.count
+        while True:
+            if self.follow > 0 and pos < n:
+                s = pos
+                self.follow -= 1
+            else:
+                while ci < len(cands) and cands[ci] < pos:
+                    ci += 1
+                if ci >= len(cands):
+                    return
+                s = cands[ci]
+                ci += 1
+            no += count(b"\n", off, s)
+            off = s
+            e = find(b"\n", s)
+            if e == -1:
+                e = n
+            yield no, block[s:e]
+            pos = e + 1
+
+
+def read_text_head(stream: BinaryIO, size: int = 4096) -> bytes:
+    """Peek at the start of a stream without consuming it where possible."""
+    if hasattr(stream, "peek"):
+        return stream.peek(size)[:size]  # type: ignore[attr-defined]
+    return b""
+
+
+def buffered(stream: BinaryIO) -> BinaryIO:
+    """Wrap a stream so it can be peeked (stdin, gzip)."""
+    if hasattr(stream, "peek"):
+        return stream
+    return io.BufferedReader(stream)  # type: ignore[arg-type]
