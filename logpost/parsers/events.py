@@ -21,6 +21,8 @@ _ERROR_LEVEL = re.compile(
     r"^(?:[\w.]+\.)?\w*(?:Error|Exception):")
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
+# a tqdm bar with no newline glued before the real message: "  0%|   | 0/40 [00:00<?, ?it/s][2026-..."
+_TQDM_HEAD = re.compile(r"^[^\[]*?\d{1,3}%\|[^|]*\|[^\[\]]*\[[^\]]*\]\s*(?=\S)")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 
 
@@ -33,6 +35,10 @@ class EventParser(LineParser):
         self.open: dict[int | None, dict[str, Any]] = {}
 
     def feed(self, line: Line, out: Builder) -> None:
+        if "%|" in line.text:
+            m = _TQDM_HEAD.match(line.text)
+            if m:
+                line = Line(line.no, line.text[m.end():], line.rank)
         text = line.text
         tb = self.open.get(line.rank)
         if "Traceback (most recent call last)" in text:

@@ -115,6 +115,7 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         if series_hit else direct
     if series_hit and direct:
         confidence = min(0.99, direct + 0.02)
+    evidence.sort(key=lambda e: e.line if e.line is not None else 0)
     hit = Hit(evidence=evidence, confidence=confidence, first_step=_first(first, "step"),
               first_line=_first(first, "line") if series_hit else (evidence[0].line if evidence else None),
               facts=facts)

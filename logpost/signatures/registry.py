@@ -225,15 +225,15 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
         text = sig.summary[lang].format_map(_Facts(facts))
         extra = list(hit.notes.get(lang) or [])
         for clue in sig.clues:
-            for event in run.events:
-                if _search(clue.regex, event.text):
-                    extra.append(clue.note[lang].format_map(_Facts({"count": event.count, "line": event.line})))
-                    break
-        summary[lang] = " ".join([text, *extra])
+            hits = [e for e in run.events if _search(clue.regex, e.text)]
+            if hits:
+                count, line = sum(e.count for e in hits), min(e.line for e in hits)
+                extra.append(clue.note[lang].format_map(_Facts({"count": count, "line": line})))
+        summary[lang] = ("" if lang == "zh" else " ").join([text, *extra])
     return Finding(
         id=sig.id, severity=sig.severity, confidence=max(0.0, min(1.0, hit.confidence)),
         title=sig.title, summary=summary, why=sig.why,
-        remediation=sig.steps_for(run.frameworks), evidence=tuple(hit.evidence),
+        remediation=sig.steps_for((run.framework,) if run.framework else ()), evidence=tuple(hit.evidence),
         first_step=hit.first_step, first_line=hit.first_line, facts=facts)
 
 

@@ -1,0 +1,93 @@
+"""The CLI through CliRunner: stdout and stderr apart, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from click.testing import CliRunner
+
+from logpost.cli import main
+from tests.conftest import fixture
+
+ZERO = fixture("generated/axolotl_dev_model_role.log")
+HEALTHY = fixture("generated/hf_healthy.log")
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def test_terminal_zero_loss_exit_1():
+    r = run("analyze", ZERO)
+    assert r.exit_code == 1 and "ZERO_LOSS" in r.stdout and "line 769" in r.stdout and r.stderr == ""
+    assert "\x1b[" not in r.stdout  # no colour when not a TTY
+
+
+def test_healthy_exit_0():
+    r = run("analyze", HEALTHY)
+    assert r.exit_code == 0 and "HEALTHY" in r.stdout
+
+
+def test_json_contract():
+    r = run("analyze", ZERO, "-f", "json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1
+    for key in ("logpost_version", "source", "framework", "verdict", "findings", "metrics"):
+        assert key in doc
+    f = doc["findings"][0]
+    assert f["id"] == "ZERO_LOSS" and f["severity"] == "critical" and f["first_step"] == 1 and f["first_line"] == 769
+    assert set(f["title"]) == {"en", "zh"} and set(f["remediation"]) == {"en", "zh"}
+    assert {"line", "text", "step"} <= set(f["evidence"][0])
+    assert doc["metrics"]["rows"] >= 40 and doc["metrics"]["first_step"] == 1 and doc["metrics"]["last_step"] == 40
+
+
+def test_markdown_zh_to_file(tmp_path):
+    out = tmp_path / "pm.md"
+    r = run("analyze", ZERO, "-f", "md", "--lang", "zh", "-o", str(out))
+    text = out.read_text()
+    assert r.exit_code == 1 and r.stdout == ""
+    assert "训练复盘报告" in text and "loss 恒为 0" in text and "Zero loss" not in text
+    assert "| 769 | 1 |" in text
+
+
+def test_markdown_both_interleaves():
+    r = run("analyze", ZERO, "-f", "md")
+    assert "Verdict / 结论" in r.stdout and r.stdout.index("Zero loss") < r.stdout.index("Metrics / 指标")
+
+
+def test_stdin():
+    with open(ZERO, "rb") as fh:
+        r = run("analyze", "-", "-f", "json", input=fh.read())
+    assert json.loads(r.stdout)["findings"][0]["id"] == "ZERO_LOSS"
+
+
+def test_fail_on_critical_and_missing_file():
+    assert run("analyze", ZERO, "--fail-on", "critical").exit_code == 1
+    r = run("analyze", "/no/such.log")
+    assert r.exit_code == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and "no such file" in r.stderr
+    r = run("analyze", ZERO, "--select", "NOPE")
+    assert r.exit_code == 2 and "NOPE" in r.stderr
+
+
+def test_output_is_atomic_and_input_untouched(tmp_path):
+    before = os.stat(ZERO).st_mtime_ns, open(ZERO, "rb").read()
+    out = tmp_path / "pm.json"
+    out.write_text("old")
+    run("analyze", ZERO, "-f", "json", "-o", str(out))
+    assert json.loads(out.read_text())["verdict"] == "failed"
+    assert (os.stat(ZERO).st_mtime_ns, open(ZERO, "rb").read()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["pm.json"]
+
+
+def test_unwritable_output_is_exit_2(tmp_path):
+    r = run("analyze", ZERO, "-f", "md", "-o", str(tmp_path / "missing" / "pm.md"))
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_signatures_and_explain():
+    r = run("signatures", "--lang", "zh")
+    assert r.exit_code == 0 and "ZERO_LOSS" in r.stdout and "loss 恒为 0" in r.stdout
+    r = run("explain", "zero_loss", "--lang", "en")
+    assert r.exit_code == 0 and "-100" in r.stdout
+    assert run("explain", "NOPE").exit_code == 2
