@@ -88,10 +88,12 @@ def main(debug: bool) -> None:
 @click.option("--select", default=None, help="Only these signature ids (comma-separated).")
 @click.option("--ignore", default=None, help="Skip these signature ids (comma-separated).")
 @click.option("--rules", "rules", multiple=True, type=click.Path(), help="Folder of extra TOML rules (repeatable).")
+@click.option("--config", "config", default=None, type=click.Path(),
+              help="The run's Axolotl config: check it against its data to name the cause of a zero loss.")
 @click.option("--color/--no-color", default=None, help="Colour the terminal output [default: when a TTY].")
 @handle_errors
 def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: str, select: str | None,
-            ignore: str | None, rules: tuple[str, ...], color: bool | None) -> None:
+            ignore: str | None, rules: tuple[str, ...], config: str | None, color: bool | None) -> None:
     """Diagnose one training log (a path, '-' for stdin, or a .gz file).
 
     \b
@@ -100,12 +102,13 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
       logpost analyze train.log -f md --lang zh -o postmortem.md
       logpost analyze trainer_state.json -f json
       cat train.log | logpost analyze -
+      logpost analyze train.log --config axolotl.yml
     """
     from logpost.analyze import Options
     from logpost.analyze import analyze as run_analysis
     from logpost.report import render
 
-    pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules))
+    pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules, config=config))
     if fmt == "json":
         emit(render.render_json(pm), output)
     elif fmt == "md":

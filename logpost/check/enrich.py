@@ -1,0 +1,79 @@
+"""Name the cause of a ZERO_LOSS finding from the run's Axolotl config (``analyze LOG --config CFG``).
+
+The log shows the symptom; the config and a sample of its data show the cause. This runs the check
+on the config and, when it finds a mapping or trainability problem, adds it to the ZERO_LOSS
+finding in both languages: the confirmed cause in the summary, the config change as the first
+remediation step, the offending rows as evidence (file:row, no log line), and a higher confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from logpost.check.core import CheckOptions, check_config, fill, texts
+from logpost.model import LANGS, Evidence, Finding, InputError, Severity
+
+# Check findings that explain "no token is supervised", most direct first.
+CAUSES = ("CHECK_MESSAGES_FIELD_MISSING", "CHECK_TURN_KEY_MISSING", "CHECK_ROLE_UNMAPPED", "CHECK_MESSAGES_NOT_LIST",
+          "CHECK_FIELD_MISSING", "CHECK_ROW_NOT_OBJECT", "CHECK_NO_TRAINABLE_TURN", "CHECK_FIELD_EMPTY")
+CONFIRMED_CONFIDENCE = 0.99  # the log shows loss 0 and the data shows why on every sampled row
+PARTIAL_BOOST = 0.03  # the data shows the problem on some rows only
+EVIDENCE_ROWS = 2
+
+
+def explain_zero_loss(findings: tuple[Finding, ...], config: str, rows: int = 100) -> tuple[Finding, ...]:
+    """Return ``findings`` with the ZERO_LOSS finding (if any) enriched from ``config``.
+
+    Raises:
+        InputError: the config cannot be read.
+    """
+    if not Path(config).is_file():
+        raise InputError(f"{config}: no such config file")
+    if not any(f.id == "ZERO_LOSS" for f in findings):
+        return findings
+    report = check_config(config, CheckOptions(rows=rows))
+    strings = texts()["enrich"]
+    causes = [f for f in report.findings if f.id in CAUSES and f.severity >= Severity.WARNING]
+    out = []
+    for f in findings:
+        if f.id != "ZERO_LOSS":
+            out.append(f)
+            continue
+        if causes:
+            cause = min(causes, key=lambda c: (c.facts.get("entry_order", (False, 0)),
+                                               c.facts.get("n") != c.facts.get("sampled"), CAUSES.index(c.id)))
+            out.append(_confirmed(f, cause, report, config, strings))
+        elif report.checked:
+            sampled = sum(d.rows for d in report.datasets)
+            out.append(_note(f, {lg: fill(strings["clean"][lg], {"config": config, "sampled": sampled}, lg)
+                                 for lg in LANGS}))
+        else:
+            reason = ", ".join(sorted({d.status for d in report.datasets}))
+            out.append(_note(f, {lg: fill(strings["unchecked"][lg], {"config": config, "reason": reason}, lg)
+                                 for lg in LANGS}))
+    return tuple(out)
+
+
+def _confirmed(f: Finding, cause: Finding, report, config: str, strings) -> Finding:  # type: ignore[no-untyped-def]
+    entry = cause.facts.get("entry")
+    ds = next((d for d in report.datasets if d.entry == entry), None)
+    facts = {"config": config, "entry": entry, "fix": cause.facts.get("fix", ""),
+             "rows": ds.rows if ds else "?", "unsupervised": ds.unsupervised if ds else "?"}
+    sep = {"en": " ", "zh": ""}
+    summary = {lg: f.summary[lg] + sep[lg] + fill(strings["confirmed"][lg], {**facts, "cause": cause.summary[lg]}, lg)
+               for lg in LANGS}
+    fix_step = {lg: fill(strings["fix"][lg], facts, lg) for lg in LANGS}
+    remediation = {lg: (fix_step[lg], *f.remediation.get(lg, ())) for lg in LANGS}
+    where = cause.facts.get("file") or cause.facts.get("key") or ""
+    evidence = f.evidence + tuple(Evidence(None, f"{where}:{e.line}: {e.text}") for e in cause.evidence[:EVIDENCE_ROWS])
+    every_row = bool(ds and ds.rows and ds.unsupervised == ds.rows)
+    confidence = max(f.confidence, CONFIRMED_CONFIDENCE) if every_row else min(0.99, f.confidence + PARTIAL_BOOST)
+    return replace(f, summary=summary, remediation=remediation, evidence=evidence, confidence=confidence,
+                   facts={**f.facts, "confirmed_cause": cause.id, "config": config, "config_fix": facts["fix"]})
+
+
+def _note(f: Finding, note: dict[str, str]) -> Finding:
+    sep = {"en": " ", "zh": ""}
+    return replace(f, summary={lg: f.summary[lg] + sep[lg] + note[lg] for lg in LANGS},
+                   facts={**f.facts, "config_checked": True})
