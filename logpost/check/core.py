@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from logpost.check import rules
-from logpost.check.axolotl import KNOWN_ROLES, AxolotlConfig, DatasetSpec, load_config, resolve
+from logpost.check.axolotl import KNOWN_ROLES, REMOTE_SCHEMES, AxolotlConfig, DatasetSpec, load_config, resolve
 from logpost.check.readers import ReadError, Row, display, folder_files, format_of, iter_rows
 from logpost.model import LANGS, Evidence, Finding, InputError, Severity, Verdict
 
@@ -118,7 +118,8 @@ def make_finding(sig: str, facts: dict[str, Any], evidence: list[Evidence], ever
                  mode: str, explains: tuple[str, ...] = ()) -> Finding:
     entry = texts()[sig]
     severity = Severity.parse(entry["severity_all"] if every_row else entry["severity"])
-    steps = [s for s in entry["remediation"] if mode in s.get("modes", (mode,))]
+    steps = [s for s in entry["remediation"] if mode in s.get("modes", (mode,))
+             and s.get("when", facts.get("fix_kind")) == facts.get("fix_kind")]
     first = next((e.line for e in evidence if e.line is not None), None)
     return Finding(
         id=sig, severity=severity, confidence=float(entry["confidence"]),
@@ -252,7 +253,11 @@ def _check_dataset(spec: DatasetSpec, base: Path, options: CheckOptions, cfg: Ax
     else:
         local, remote = resolve(spec, base)
     if remote or local is None:
-        facts = {**common, "key": spec.path, "local": Path(spec.path).name or "data"}
+        hub = not spec.path.startswith(REMOTE_SCHEMES)
+        fetch: Any = (f"huggingface-cli download {spec.path} --repo-type dataset --local-dir ./{Path(spec.path).name}"
+                      if hub else {"en": f"e.g. `aws s3 cp`, `gsutil cp` or `curl` on {spec.path}",
+                                   "zh": f"例如对 {spec.path} 用 `aws s3 cp`、`gsutil cp` 或 `curl`"})
+        facts = {**common, "key": spec.path, "fetch": fetch, "fix_kind": "hub" if hub else "storage"}
         return result("remote"), [make_finding("CHECK_REMOTE_DATASET", facts, [], True, mode)]
     if not local.exists():
         return result("unreadable"), [_unreadable(common, spec.path, mode,
@@ -329,9 +334,17 @@ def _findings(spec: DatasetSpec, out: rules.Outcome, common: dict[str, Any], mod
     for (sig, key), tally in sorted(out.tallies.items()):
         facts = {**base, "key": key, "n": tally.rows, "first_row": tally.evidence[0].line if tally.evidence else None,
                  "share": f"{100 * tally.rows / out.rows:.0f}%"}
+        evidence = tally.evidence
+        if len(set(tally.files)) == 1:
+            facts["evidence_file"] = tally.files[0]
+        elif tally.files:  # rows from several files of a folder: each row names its file
+            evidence = [Evidence(e.line, f"{f}: {e.text}") for e, f in zip(tally.evidence, tally.files, strict=True)]
         facts.update(_facts(sig, key, tally, spec, out, mode))
         explains = tuple(e for e in texts()[sig].get("explains", ()) if e in ids)
-        findings.append(make_finding(sig, facts, tally.evidence, tally.rows == out.rows, mode, explains))
+        every_row = tally.rows == out.rows
+        if sig == "CHECK_ROLE_UNMAPPED":  # an error when it leaves rows untrained, else a warning
+            every_row = "CHECK_NO_TRAINABLE_TURN" in ids
+        findings.append(make_finding(sig, facts, evidence, every_row, mode, explains))
     if spec.kind == "sharegpt":
         fix = rules.config_change({"type": "chat_template", "field_messages": spec.field_messages,
                                    "message_property_mappings": {"role": spec.role_key,
@@ -412,8 +425,14 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
                        "zh": "注意：配置里的 `roles` 会整体替换 Axolotl 的默认映射（human→user、gpt→assistant），"
                              "只有其中列出的角色才会被映射。"}
                       if spec.roles_explicit and mode == "axolotl" else {"en": "", "zh": ""})
-        return {"known": ", ".join(spec.known_roles), "roles_to_train": rules.flow(list(spec.roles_to_train_raw)),
-                "roles_note": roles_note, "fix": _roles_fix(spec, out, key, mode)}
+        rtt = rules.flow(list(spec.roles_to_train_raw))
+        meant = rules.guess_role(key)
+        effect = ({"en": f"so the chat template renders it as a role of its own instead of {meant}",
+                   "zh": f"chat template 会把它当成一个独立的角色渲染，而不是 {meant}"}
+                  if meant in ("user", "system", "tool") else
+                  {"en": f"so it never matches roles_to_train {rtt}", "zh": f"永远匹配不上 roles_to_train {rtt}"})
+        return {"known": ", ".join(spec.known_roles), "effect": effect, "roles_note": roles_note,
+                "fix": _roles_fix(spec, out, key, mode)}
     if sig == "CHECK_NO_TRAINABLE_TURN":
         return _no_trainable_facts(spec, tally, out, mode)
     if sig == "CHECK_FIELD_MISSING":
@@ -447,9 +466,9 @@ def _no_trainable_facts(spec: DatasetSpec, tally: rules.Tally, out: rules.Outcom
     if spec.kind == "input_output":
         detail = {"en": "no segment has label: true, and train_on_inputs is false",
                   "zh": "没有任何 segment 的 label 为 true，train_on_inputs 也为 false"}
-        fix = "label: true on the segments to train"
-        return {"detail": detail, "eos_note": eos_note, "fix": fix, "fix_zh": fix}
-    shown = ", ".join(f"`{r}`" if spec.map_role(r) == r else f"`{r}`→{spec.map_role(r)}" for r in sorted(roles))
+        return {"detail": detail, "eos_note": eos_note, "fix_kind": "segments"}
+    shown = ", ".join(f"`{r}`" if spec.map_role(r) == r or r == rules.NO_ROLE else f"`{r}`→{spec.map_role(r)}"
+                      for r in sorted(roles))
     rtt = rules.flow(list(spec.roles_to_train_raw))
     if mode == "data":
         detail = {"en": f"their roles are {shown or '(none)'}, and only assistant turns are trained "
@@ -460,7 +479,7 @@ def _no_trainable_facts(spec: DatasetSpec, tally: rules.Tally, out: rules.Outcom
                         f"is {str(spec.train_on_inputs).lower()}",
                   "zh": f"这些行里的角色是 {shown or '（无）'}，而 roles_to_train 是 {rtt}，train_on_inputs 为 "
                         f"{str(spec.train_on_inputs).lower()}"}
-    unmapped = [r for r in roles if spec.map_role(r) not in spec.known_roles and r != "None"]
+    unmapped = sorted(r for r in roles if spec.map_role(r) not in spec.known_roles and r != rules.NO_ROLE)
     mapped = {spec.map_role(r) for r in roles}
     if ("role", spec.role_key) in {tuple(k.split(":", 1)) for s, k in out.tallies if s == "CHECK_TURN_KEY_MISSING"}:
         role, content = rules.best_turn_keys(out.turn_keys, spec.role_key, spec.content_key)
@@ -474,9 +493,12 @@ def _no_trainable_facts(spec: DatasetSpec, tally: rules.Tally, out: rules.Outcom
         fix_zh = "给这些行补上 assistant 轮次，或者对全部 token 计算 loss（assistant_only_loss=False）。"
     elif "assistant" in mapped and "assistant" not in spec.roles_to_train:
         fix = fix_zh = rules.config_change({"roles_to_train": ["assistant"]})
+    elif tally.rows < out.rows:  # some rows only: the data, not the config, is at fault
+        return {"detail": detail, "eos_note": eos_note, "fix_kind": "rows", "roles": shown}
     else:
         fix = fix_zh = rules.config_change({"train_on_inputs": True})
-    return {"detail": detail, "eos_note": eos_note, "fix": fix, "fix_zh": fix_zh, "roles": shown}
+    return {"detail": detail, "eos_note": eos_note, "fix": fix, "fix_zh": fix_zh, "roles": shown,
+            "fix_kind": "config"}
 
 
 def _field_missing_facts(spec: DatasetSpec, key: str, out: rules.Outcome, mode: str) -> dict[str, Any]:

@@ -65,8 +65,9 @@ def _confirmed(f: Finding, cause: Finding, report, config: str, strings) -> Find
                for lg in LANGS}
     fix_step = {lg: fill(strings["fix"][lg], facts, lg) for lg in LANGS}
     remediation = {lg: (fix_step[lg], *f.remediation.get(lg, ())) for lg in LANGS}
-    where = cause.facts.get("file") or cause.facts.get("key") or ""
-    evidence = f.evidence + tuple(Evidence(None, f"{where}:{e.line}: {e.text}") for e in cause.evidence[:EVIDENCE_ROWS])
+    where = cause.facts.get("evidence_file")
+    evidence = f.evidence + tuple(Evidence(None, f"{where}:{e.line}: {e.text}" if where else f"row {e.line}: {e.text}")
+                                  for e in cause.evidence[:EVIDENCE_ROWS])
     every_row = bool(ds and ds.rows and ds.unsupervised == ds.rows)
     confidence = max(f.confidence, CONFIRMED_CONFIDENCE) if every_row else min(0.99, f.confidence + PARTIAL_BOOST)
     return replace(f, summary=summary, remediation=remediation, evidence=evidence, confidence=confidence,

@@ -22,7 +22,7 @@ def to_json(report: CheckReport) -> dict[str, Any]:
     for f in report.findings:
         doc = f.to_json()
         doc["entry"] = f.facts.get("entry")
-        doc["file"] = f.facts.get("file") or f.facts.get("key")
+        doc["file"] = f.facts.get("evidence_file") or f.facts.get("file")
         findings.append(doc)
     return {"logpost_version": __version__, "command": "check", "source": report.source, "mode": report.mode,
             "verdict": report.verdict.value, "findings": findings,
@@ -61,9 +61,10 @@ def render_terminal(report: CheckReport, lang: str = "en", colour: bool = False,
             out.append("  " + f.summary[code])
         if f.evidence:
             out.append("  evidence:")
-            where = f.facts.get("file") or f.facts.get("key") or ""
+            where = f.facts.get("evidence_file")
             for e in f.evidence:
-                out.append(f"    {where}:{e.line}: {e.text}" if e.line is not None else f"    {e.text}")
+                loc = f"{where}:{e.line}" if where else f"row {e.line}"
+                out.append(f"    {loc}: {e.text}" if e.line is not None else f"    {e.text}")
         for code in langs:
             for i, step in enumerate(f.remediation[code][:steps], 1):
                 out.append(f"  {i}. {step}")

@@ -28,6 +28,7 @@ ROLE_GUESSES = {
     "system": ("system", "sys", "context"),
     "tool": ("tool", "function", "ipython", "observation", "tool_response", "function_response", "tool_result"),
 }
+NO_ROLE = "(no role)"
 ROLE_KEYS = ("role", "from", "speaker", "author", "sender", "type")
 CONTENT_KEYS = ("content", "value", "text", "message", "utterance", "body")
 
@@ -53,6 +54,7 @@ class Tally:
     key: str
     rows: int = 0
     evidence: list[Evidence] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # the file of each evidence row
     facts: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, Counter[str]] = field(default_factory=dict)
     row_ids: set[tuple[str, int]] = field(default_factory=set)
@@ -64,6 +66,7 @@ class Tally:
             self.rows += 1
             if len(self.evidence) < EVIDENCE_ROWS:
                 self.evidence.append(Evidence(row.row, text))
+                self.files.append(row.file)
         for name, value in counts.items():
             if value is not None:
                 self.counters.setdefault(name, Counter())[str(value)] += 1
@@ -193,11 +196,12 @@ def _chat_row(spec: DatasetSpec, row: Row, out: Outcome) -> str:
 def _no_trainable(spec: DatasetSpec, row: Row, out: Outcome, turns: list[dict[str, Any]], eos_only: bool) -> None:
     raw = [t.get(spec.role_key) for t in turns]
     mapped = [spec.map_role(r) for r in raw]
-    shown = ", ".join(str(r) if r == m else f"{r}→{m}" for r, m in zip(raw, mapped, strict=True))
+    shown = ", ".join(NO_ROLE if r is None else str(r) if r == m else f"{r}→{m}"
+                      for r, m in zip(raw, mapped, strict=True))
     t = out.tally("CHECK_NO_TRAINABLE_TURN")
     t.add(row, f"roles [{shown}]; roles_to_train {flow(list(spec.roles_to_train))}")
     for r in raw:
-        t.counters.setdefault("roles", Counter())[str(r)] += 1
+        t.counters.setdefault("roles", Counter())[NO_ROLE if r is None else str(r)] += 1
     if eos_only:
         t.counters.setdefault("eos_only", Counter())["rows"] += 1
 
