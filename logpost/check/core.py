@@ -209,6 +209,8 @@ def _sniff(p: Path, options: CheckOptions) -> str:
                 return "prompt-completion"
             if options.text_field in data:
                 return "text"
+            if any(rules._as_turns(v) for v in data.values()):
+                return "messages"  # turns under another key: the check names it
     raise InputError(f"{p}: cannot tell the data format; pass --format {'|'.join(DATA_FORMATS)}")
 
 
@@ -402,7 +404,7 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
                        if mode == "axolotl" else
                        {"en": "These rows have no turns to train on.", "zh": "这些行没有可训练的轮次。"})
         return {"fix": fix, "present": present, "consequence": consequence,
-                "field_label": "--messages-field" if mode == "data" else "field_messages"}
+                "setting": f"--messages-field {key}" if mode == "data" else f"field_messages: {key}"}
     if sig == "CHECK_MESSAGES_NOT_LIST":
         shapes = tally.counters.get("shape", Counter())
         cands = [k for k, _ in out.list_fields.most_common() if k != key]
@@ -438,9 +440,9 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
     if sig == "CHECK_FIELD_MISSING":
         return _field_missing_facts(spec, key, out, mode)
     if sig == "CHECK_FIELD_EMPTY":
-        note = ({"en": " It is the supervised part: with train_on_inputs false such a row trains at most its "
-                       "end-of-sequence token.",
-                 "zh": "它正是被监督的部分：train_on_inputs 为 false 时，这样的行最多只训练一个结束符。"}
+        setting = "completion-only loss" if mode == "data" else "train_on_inputs: false"
+        note = ({"en": f" It is the supervised part: with {setting} such a row trains at most its end-of-sequence token.",
+                 "zh": f"它正是被监督的部分：在 {setting} 下，这样的行最多只训练一个结束符。"}
                 if key == spec.output_field and not spec.train_on_inputs else {"en": "", "zh": ""})
         return {"output_note": note}
     return {}

@@ -42,11 +42,14 @@ def render_terminal(report: CheckReport, lang: str = "en", colour: bool = False,
     out = [style(f"logpost {__version__} — check {report.source}", bold=True)]
     for d in report.datasets:
         where = ", ".join(d.files) if d.files else d.path
-        line = f"{d.entry}: {where} · {d.format or '-'} · {d.type or '-'} · {_STATUS[d.status][lg]}"
+        head = where if d.entry in (where, d.path) else f"{d.entry}: {where}"
+        line = f"{head} · {d.format or '-'} · {d.type or '-'} · {_STATUS[d.status][lg]}"
         if d.status == "checked":
             share = f"{100 * d.unsupervised / d.rows:.0f}%" if d.rows else "-"
             line += (f" · {d.rows} rows sampled, {d.unsupervised} ({share}) train nothing" if lg == "en" else
                      f" · 抽样 {d.rows} 行，其中 {d.unsupervised} 行（{share}）没有可训练内容")
+            if d.eos_only:
+                line += (f", {d.eos_only} only an end token" if lg == "en" else f"，{d.eos_only} 行只训练结束符")
         out.append(line)
     out.append(style(f"verdict: {report.verdict.value.upper()}", fg=_VERDICT_COLOUR[report.verdict.value], bold=True))
     for f in report.findings:

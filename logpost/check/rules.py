@@ -230,9 +230,7 @@ def _fields_row(spec: DatasetSpec, row: Row, out: Outcome) -> str:
     if spec.train_on_inputs:
         return "yes"
     if spec.output_field and not _has_text(data.get(spec.output_field)):
-        if spec.kind == "prompt_completion":
-            return "no"
-        return "eos"  # instruction strategies append EOS to the response, so only it is trained
+        return "eos"  # Axolotl's instruction strategies and TRL append EOS to the response: only it is trained
     return "yes"
 
 
