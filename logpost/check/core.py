@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from logpost.check import rules
-from logpost.check.axolotl import KNOWN_ROLES, REMOTE_SCHEMES, AxolotlConfig, DatasetSpec, load_config, resolve
+from logpost.check.axolotl import (
+    KNOWN_ROLES,
+    REMOTE_SCHEMES,
+    AxolotlConfig,
+    DatasetSpec,
+    load_config,
+    resolve,
+)
 from logpost.check.readers import ReadError, Row, display, folder_files, format_of, iter_rows
 from logpost.model import LANGS, Evidence, Finding, InputError, Severity, Verdict
 
@@ -112,6 +119,15 @@ class _Facts(dict):  # type: ignore[type-arg]
 
 def fill(template: str, facts: dict[str, Any], lang: str) -> str:
     return template.format_map(_Facts(facts, lang))
+
+
+def frag(name: str, **facts: Any) -> dict[str, str]:
+    """A case-dependent piece of text from ``[fragments]``, filled in both languages."""
+    entry = texts()["fragments"][name]
+    return {lg: fill(entry[lg], facts, lg) for lg in LANGS}
+
+
+BLANK = {lg: "" for lg in LANGS}
 
 
 def make_finding(sig: str, facts: dict[str, Any], evidence: list[Evidence], every_row: bool,
@@ -257,22 +273,17 @@ def _check_dataset(spec: DatasetSpec, base: Path, options: CheckOptions, cfg: Ax
     if remote or local is None:
         hub = not spec.path.startswith(REMOTE_SCHEMES)
         fetch: Any = (f"huggingface-cli download {spec.path} --repo-type dataset --local-dir ./{Path(spec.path).name}"
-                      if hub else {"en": f"e.g. `aws s3 cp`, `gsutil cp` or `curl` on {spec.path}",
-                                   "zh": f"例如对 {spec.path} 用 `aws s3 cp`、`gsutil cp` 或 `curl`"})
+                      if hub else frag("fetch_storage", path=spec.path))
         facts = {**common, "key": spec.path, "fetch": fetch, "fix_kind": "hub" if hub else "storage"}
         return result("remote"), [make_finding("CHECK_REMOTE_DATASET", facts, [], True, mode)]
     if not local.exists():
-        return result("unreadable"), [_unreadable(common, spec.path, mode,
-                                                  "no such file or folder (looked in the config's folder and the "
-                                                  "working directory)",
-                                                  "文件或目录不存在（已在配置文件所在目录和当前工作目录中查找）")]
+        return result("unreadable"), [_unreadable(common, spec.path, mode, frag("not_found"))]
     try:
         files = _files(spec, local, base)
     except ReadError as exc:
-        return result("unreadable"), [_unreadable(common, spec.path, mode, str(exc), f"读取失败（{exc}）")]
+        return result("unreadable"), [_unreadable(common, spec.path, mode, frag("read_failed", error=exc))]
     if not files:
-        return result("unreadable"), [_unreadable(common, spec.path, mode, "the folder holds no data file",
-                                                  "目录里没有数据文件")]
+        return result("unreadable"), [_unreadable(common, spec.path, mode, frag("no_data_file"))]
     rows: list[Row] = []
     read_errors: list[Finding] = []
     fmt_seen = None
@@ -283,7 +294,7 @@ def _check_dataset(spec: DatasetSpec, base: Path, options: CheckOptions, cfg: Ax
                 rows.append(r)
         except ReadError as exc:
             ev = [Evidence(exc.row, str(exc))] if exc.row else []
-            read_errors.append(_unreadable(common, display(f), mode, str(exc), f"读取失败（{exc}）", ev))
+            read_errors.append(_unreadable(common, display(f), mode, frag("read_failed", error=exc), ev))
             break
         if len(rows) >= options.rows:
             break
@@ -300,9 +311,9 @@ def _check_dataset(spec: DatasetSpec, base: Path, options: CheckOptions, cfg: Ax
                   eos_only=out.eos_only), findings
 
 
-def _unreadable(common: dict[str, Any], key: str, mode: str, reason: str, reason_zh: str,
+def _unreadable(common: dict[str, Any], key: str, mode: str, reason: dict[str, str],
                 evidence: list[Evidence] | None = None) -> Finding:
-    facts = {**common, "key": key, "reason": reason, "reason_zh": reason_zh}
+    facts = {**common, "key": key, "reason": reason}
     return make_finding("CHECK_DATASET_UNREADABLE", facts, evidence or [], True, mode)
 
 
@@ -355,8 +366,7 @@ def _findings(spec: DatasetSpec, out: rules.Outcome, common: dict[str, Any], mod
                  "content_key": spec.content_key, "fix": fix}
         findings.append(make_finding("CHECK_TYPE_DEPRECATED", facts, [], True, mode))
     if spec.kind in ("rl", "unknown"):
-        note = ({"en": f" (an `rl: {spec.raw.get('rl', '')}` dataset)", "zh": "（强化学习/偏好数据集）"}
-                if spec.kind == "rl" else {"en": "", "zh": ""})
+        note = frag("rl_note", rl=spec.raw.get("rl", "")) if spec.kind == "rl" else BLANK
         facts = {**base, "key": spec.type_name or "(none)", "rl_note": note}
         findings.append(make_finding("CHECK_TYPE_UNCHECKED", facts, [], True, mode))
     return findings
@@ -394,15 +404,11 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
         if cands:
             role, content = rules.best_turn_keys(out.turn_keys_by_field[cands[0]], spec.role_key, spec.content_key)
             fix = _mapping_fix(spec, role, content, mode, field_messages=cands[0])
-            present = f"`{cands[0]}`"
+            present: Any = f"`{cands[0]}`"
         else:
             fix = "--messages-field KEY" if mode == "data" else "field_messages: KEY"
-            present = {"en": f"none of their keys ({_keys_list(out.row_keys)})",
-                       "zh": f"哪个键都不是（行里的键：{_keys_list(out.row_keys)}）"}
-        consequence = ({"en": "Axolotl stops with \"Messages is null. Please check `field_messages`.\"",
-                        "zh": "Axolotl 会直接报错退出：\"Messages is null. Please check `field_messages`.\""}
-                       if mode == "axolotl" else
-                       {"en": "These rows have no turns to train on.", "zh": "这些行没有可训练的轮次。"})
+            present = frag("no_list_field", keys=_keys_list(out.row_keys))
+        consequence = frag("messages_null") if mode == "axolotl" else frag("no_turns")
         return {"fix": fix, "present": present, "consequence": consequence,
                 "setting": f"--messages-field {key}" if mode == "data" else f"field_messages: {key}"}
     if sig == "CHECK_MESSAGES_NOT_LIST":
@@ -415,24 +421,15 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
         prop, _, name = key.partition(":")
         role, content = rules.best_turn_keys(out.turn_keys, spec.role_key, spec.content_key)
         fix = _mapping_fix(spec, role, content, mode)
-        consequence = ({"en": "Without a role no turn matches roles_to_train, so nothing in these rows is trained.",
-                        "zh": "没有 role，任何轮次都匹配不上 roles_to_train，这些行什么都不会被训练。"}
-                       if prop == "role" else
-                       {"en": "These turns are rendered without their text.", "zh": "这些轮次渲染出来没有正文。"})
+        consequence = frag("no_role") if prop == "role" else frag("no_content")
         return {"key": name, "prop": prop, "present": _keys_list(out.turn_keys), "fix": fix,
                 "consequence": consequence}
     if sig == "CHECK_ROLE_UNMAPPED":
-        roles_note = ({"en": " The config's `roles` replaces Axolotl's default map (human→user, gpt→assistant), "
-                             "so only the roles it lists are mapped.",
-                       "zh": "注意：配置里的 `roles` 会整体替换 Axolotl 的默认映射（human→user、gpt→assistant），"
-                             "只有其中列出的角色才会被映射。"}
-                      if spec.roles_explicit and mode == "axolotl" else {"en": "", "zh": ""})
+        roles_note = frag("roles_replace") if spec.roles_explicit and mode == "axolotl" else BLANK
         rtt = rules.flow(list(spec.roles_to_train_raw))
         meant = rules.guess_role(key)
-        effect = ({"en": f"so the chat template renders it as a role of its own instead of {meant}",
-                   "zh": f"chat template 会把它当成一个独立的角色渲染，而不是 {meant}"}
-                  if meant in ("user", "system", "tool") else
-                  {"en": f"so it never matches roles_to_train {rtt}", "zh": f"永远匹配不上 roles_to_train {rtt}"})
+        effect = (frag("own_role", meant=meant) if meant in ("user", "system", "tool")
+                  else frag("never_trained", roles_to_train=rtt))
         return {"known": ", ".join(spec.known_roles), "effect": effect, "roles_note": roles_note,
                 "fix": _roles_fix(spec, out, key, mode)}
     if sig == "CHECK_NO_TRAINABLE_TURN":
@@ -441,9 +438,8 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
         return _field_missing_facts(spec, key, out, mode)
     if sig == "CHECK_FIELD_EMPTY":
         setting = "completion-only loss" if mode == "data" else "train_on_inputs: false"
-        note = ({"en": f" It is the supervised part: with {setting} such a row trains at most its end-of-sequence token.",
-                 "zh": f"它正是被监督的部分：在 {setting} 下，这样的行最多只训练一个结束符。"}
-                if key == spec.output_field and not spec.train_on_inputs else {"en": "", "zh": ""})
+        note = (frag("output_only_eos", setting=setting)
+                if key == spec.output_field and not spec.train_on_inputs else BLANK)
         return {"output_note": note}
     return {}
 
@@ -462,45 +458,37 @@ def _roles_fix(spec: DatasetSpec, out: rules.Outcome, value: str, mode: str) -> 
 def _no_trainable_facts(spec: DatasetSpec, tally: rules.Tally, out: rules.Outcome, mode: str) -> dict[str, Any]:
     roles = tally.counters.get("roles", Counter())
     eos_rows = sum(tally.counters.get("eos_only", Counter()).values())
-    eos_note = ({"en": f" In {eos_rows} of them only an end-of-turn token would be trained (train_on_eos).",
-                 "zh": f"其中 {eos_rows} 行只会训练一个轮次结束符（train_on_eos）。"}
-                if eos_rows else {"en": "", "zh": ""})
+    eos_note = frag("eos_rows", rows=eos_rows) if eos_rows else BLANK
     if spec.kind == "input_output":
-        detail = {"en": "no segment has label: true, and train_on_inputs is false",
-                  "zh": "没有任何 segment 的 label 为 true，train_on_inputs 也为 false"}
+        detail = frag("segments_untrained")
         return {"detail": detail, "eos_note": eos_note, "fix_kind": "segments"}
     shown = ", ".join(f"`{r}`" if spec.map_role(r) == r or r == rules.NO_ROLE else f"`{r}`→{spec.map_role(r)}"
                       for r in sorted(roles))
     rtt = rules.flow(list(spec.roles_to_train_raw))
     if mode == "data":
-        detail = {"en": f"their roles are {shown or '(none)'}, and only assistant turns are trained "
-                        "(--assistant-only-loss)",
-                  "zh": f"这些行里的角色是 {shown or '（无）'}，而只有 assistant 轮次会被训练（--assistant-only-loss）"}
+        detail = frag("roles_assistant_only", roles=shown or "-")
     else:
-        detail = {"en": f"their roles are {shown or '(none)'}, while roles_to_train is {rtt} and train_on_inputs "
-                        f"is {str(spec.train_on_inputs).lower()}",
-                  "zh": f"这些行里的角色是 {shown or '（无）'}，而 roles_to_train 是 {rtt}，train_on_inputs 为 "
-                        f"{str(spec.train_on_inputs).lower()}"}
+        detail = frag("roles_vs_train", roles=shown or "-", roles_to_train=rtt,
+                      train_on_inputs=str(spec.train_on_inputs).lower())
     unmapped = sorted(r for r in roles if spec.map_role(r) not in spec.known_roles and r != rules.NO_ROLE)
     mapped = {spec.map_role(r) for r in roles}
+    fix: Any
     if ("role", spec.role_key) in {tuple(k.split(":", 1)) for s, k in out.tallies if s == "CHECK_TURN_KEY_MISSING"}:
         role, content = rules.best_turn_keys(out.turn_keys, spec.role_key, spec.content_key)
-        fix = fix_zh = _mapping_fix(spec, role, content, mode)
+        fix = _mapping_fix(spec, role, content, mode)
     elif unmapped:
-        fix = fix_zh = _roles_fix(spec, out, unmapped[0], mode)
+        fix = _roles_fix(spec, out, unmapped[0], mode)
         if mode == "data":
-            fix, fix_zh = f"Rename the roles: {fix}.", f"把角色改名：{fix}。"
+            fix = frag("rename_roles", renames=fix)
     elif mode == "data":
-        fix = "Add an assistant turn to these rows, or train on every token (assistant_only_loss=False)."
-        fix_zh = "给这些行补上 assistant 轮次，或者对全部 token 计算 loss（assistant_only_loss=False）。"
+        fix = frag("add_assistant")
     elif "assistant" in mapped and "assistant" not in spec.roles_to_train:
-        fix = fix_zh = rules.config_change({"roles_to_train": ["assistant"]})
+        fix = rules.config_change({"roles_to_train": ["assistant"]})
     elif tally.rows < out.rows:  # some rows only: the data, not the config, is at fault
         return {"detail": detail, "eos_note": eos_note, "fix_kind": "rows", "roles": shown}
     else:
-        fix = fix_zh = rules.config_change({"train_on_inputs": True})
-    return {"detail": detail, "eos_note": eos_note, "fix": fix, "fix_zh": fix_zh, "roles": shown,
-            "fix_kind": "config"}
+        fix = rules.config_change({"train_on_inputs": True})
+    return {"detail": detail, "eos_note": eos_note, "fix": fix, "roles": shown, "fix_kind": "config"}
 
 
 def _field_missing_facts(spec: DatasetSpec, key: str, out: rules.Outcome, mode: str) -> dict[str, Any]:
@@ -512,7 +500,7 @@ def _field_missing_facts(spec: DatasetSpec, key: str, out: rules.Outcome, mode: 
                       INSTRUCTION_KEYS if flag == "--prompt-field" else TEXT_KEYS)
         return {"type_label": f"--format {spec.type_name}", "present": _keys_list(present),
                 "fix": f"{flag} {guess or 'KEY'}",
-                "consequence": {"en": "These rows have nothing to train on.", "zh": "这些行没有可训练的内容。"}}
+                "consequence": frag("nothing_to_train")}
     if out.list_fields:
         cand = out.list_fields.most_common(1)[0][0]
         role, content = rules.best_turn_keys(out.turn_keys_by_field[cand], "role", "content")
@@ -526,10 +514,9 @@ def _field_missing_facts(spec: DatasetSpec, key: str, out: rules.Outcome, mode: 
         instr = _pick(present, INSTRUCTION_KEYS) or "KEY"
         outp = _pick(present, OUTPUT_KEYS) or "KEY"
         fix = rules.config_change({"type": {"field_instruction": instr, "field_output": outp}})
-    label = "a custom `type`" if spec.kind == "custom" else f"`type: {spec.type_name}`"
-    return {"type_label": {"en": label, "zh": label}, "present": _keys_list(present), "fix": fix,
-            "consequence": {"en": f"Axolotl fails on these rows with KeyError: '{key}'.",
-                            "zh": f"Axolotl 处理这些行时会报 KeyError: '{key}'。"}}
+    label = frag("custom_type") if spec.kind == "custom" else f"`type: {spec.type_name}`"
+    return {"type_label": label, "present": _keys_list(present), "fix": fix,
+            "consequence": frag("key_error", key=key)}
 
 
 def _pick(present: list[str], wanted: tuple[str, ...]) -> str | None:

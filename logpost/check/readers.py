@@ -162,8 +162,7 @@ def _single_object(path: Path) -> Iterator[tuple[int, Any]]:
             raise ReadError(f"not valid JSON ({str(exc)[:120]})", 1) from None
     lists = [v for v in doc.values() if isinstance(v, list)] if isinstance(doc, dict) else []
     if len(lists) == 1:
-        for i, item in enumerate(lists[0], 1):
-            yield i, item
+        yield from enumerate(lists[0], 1)
         return
     yield 1, doc
 

@@ -6,14 +6,12 @@ import json
 from typing import Any
 
 from logpost import __version__
-from logpost.check.core import CheckReport
+from logpost.check.core import CheckReport, frag
 from logpost.model import LANGS, Severity
 
 _SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
                     Severity.INFO: "cyan"}
 _VERDICT_COLOUR = {"failed": "red", "degraded": "yellow", "healthy": "green", "unknown": "white"}
-_STATUS = {"checked": {"en": "checked", "zh": "已检查"}, "remote": {"en": "remote, not checked", "zh": "远程，未检查"},
-           "unreadable": {"en": "unreadable", "zh": "无法读取"}, "empty": {"en": "empty", "zh": "为空"}}
 
 
 def to_json(report: CheckReport) -> dict[str, Any]:
@@ -43,13 +41,12 @@ def render_terminal(report: CheckReport, lang: str = "en", colour: bool = False,
     for d in report.datasets:
         where = ", ".join(d.files) if d.files else d.path
         head = where if d.entry in (where, d.path) else f"{d.entry}: {where}"
-        line = f"{head} · {d.format or '-'} · {d.type or '-'} · {_STATUS[d.status][lg]}"
+        line = f"{head} · {d.format or '-'} · {d.type or '-'} · {frag('status_' + d.status)[lg]}"
         if d.status == "checked":
             share = f"{100 * d.unsupervised / d.rows:.0f}%" if d.rows else "-"
-            line += (f" · {d.rows} rows sampled, {d.unsupervised} ({share}) train nothing" if lg == "en" else
-                     f" · 抽样 {d.rows} 行，其中 {d.unsupervised} 行（{share}）没有可训练内容")
+            line += frag("sampled", rows=d.rows, unsupervised=d.unsupervised, share=share)[lg]
             if d.eos_only:
-                line += (f", {d.eos_only} only an end token" if lg == "en" else f"，{d.eos_only} 行只训练结束符")
+                line += frag("eos_only", rows=d.eos_only)[lg]
         out.append(line)
     out.append(style(f"verdict: {report.verdict.value.upper()}", fg=_VERDICT_COLOUR[report.verdict.value], bold=True))
     for f in report.findings:
@@ -64,7 +61,7 @@ def render_terminal(report: CheckReport, lang: str = "en", colour: bool = False,
             out.append("  " + f.summary[code])
         if f.evidence:
             out.append("  evidence:")
-            where = f.facts.get("evidence_file")
+            where = str(f.facts.get("evidence_file") or "")
             for e in f.evidence:
                 loc = f"{where}:{e.line}" if where else f"row {e.line}"
                 out.append(f"    {loc}: {e.text}" if e.line is not None else f"    {e.text}")
@@ -72,5 +69,5 @@ def render_terminal(report: CheckReport, lang: str = "en", colour: bool = False,
             for i, step in enumerate(f.remediation[code][:steps], 1):
                 out.append(f"  {i}. {step}")
     if not report.findings:
-        out.append("No problem found in the sampled rows." if lg == "en" else "抽样的数据行中没有发现问题。")
+        out.append(frag("no_problem")[lg])
     return "\n".join(out) + "\n"

@@ -289,12 +289,9 @@ def roles_fix(spec: DatasetSpec, values: Iterable[str]) -> dict[str, list[str]] 
     out: dict[str, list[str]] = {k: list(v) for k, v in (spec.roles_explicit or {}).items()}
     changed = False
     for value in sorted(set(values)):
-        if spec.map_role(value) in spec.known_roles and value in spec.roles:
-            target = spec.roles[value]
-        else:
-            target = guess_role(value)
-            if target is None:
-                continue
+        target: str | None = spec.roles[value] if value in spec.roles else guess_role(value)
+        if target is None:
+            continue
         if target == value:
             continue
         if value not in out.setdefault(target, []):
