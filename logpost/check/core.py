@@ -459,6 +459,8 @@ def _no_trainable_facts(spec: DatasetSpec, tally: rules.Tally, out: rules.Outcom
     roles = tally.counters.get("roles", Counter())
     eos_rows = sum(tally.counters.get("eos_only", Counter()).values())
     eos_note = frag("eos_rows", rows=eos_rows) if eos_rows else BLANK
+    if tally.counters.get("tokenized"):
+        return {"detail": frag("labels_masked"), "eos_note": eos_note, "fix_kind": "tokenized"}
     if spec.kind == "input_output":
         detail = frag("segments_untrained")
         return {"detail": detail, "eos_note": eos_note, "fix_kind": "segments"}

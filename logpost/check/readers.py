@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ FORMATS = ("json", "csv", "parquet", "arrow", "text")
 CHUNK = 1 << 16
 SINGLE_OBJECT_LIMIT = 64 << 20  # a single JSON object (not rows) is decoded whole only up to this size
 FOLDER_FILE_LIMIT = 50  # data files listed from a folder; the first rows come from the first files
+METADATA_FILES = frozenset({"dataset_info.json", "dataset_dict.json", "state.json", "config.json",
+                            "dataset_infos.json", "tokenizer_config.json"})
 
 
 class ReadError(Exception):
@@ -274,17 +277,21 @@ def folder_files(folder: Path, fmt: str | None, split: str | None) -> list[Path]
         except (ValueError, KeyError, TypeError, OSError):
             files = sorted(folder.glob("*.arrow"))
         return files
-    wanted = {fmt} if fmt else set(FORMATS)
+    wanted = {fmt} if fmt else set(FORMATS) - {"text"}  # a stray LICENSE.txt is not data
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
-            if name.startswith("."):
+            if name.startswith(".") or name in METADATA_FILES:
                 continue
             lower = name.lower().removesuffix(".gz")
             ext = next((e for e in EXTENSION_FORMATS if lower.endswith(e)), None)
             if ext and EXTENSION_FORMATS[ext] in wanted:
                 found.append(Path(root) / name)
-        if len(found) >= FOLDER_FILE_LIMIT:
+        if len(found) >= FOLDER_FILE_LIMIT * 4:
             break
-    return found[:FOLDER_FILE_LIMIT]
+    # like `datasets`' data-file patterns: the split's files are those whose path names the split
+    name = re.escape((split or "train").split("[")[0].lower())
+    pattern = re.compile(rf"(^|[/_.\-]){name}([/_.\-]|\d|$)")
+    of_split = [f for f in found if pattern.search(str(f.relative_to(folder)).lower())]
+    return (of_split or found)[:FOLDER_FILE_LIMIT]

@@ -18,6 +18,7 @@ from logpost.check.axolotl import KNOWN_ROLES, DatasetSpec
 from logpost.check.readers import Row
 from logpost.model import Evidence
 
+IGNORE_INDEX = -100
 EVIDENCE_ROWS = 3  # row numbers quoted per problem; the count covers every sampled row
 
 # Role names seen in public chat datasets, and the role each one means (for suggesting a `roles` map).
@@ -104,7 +105,9 @@ def check_rows(spec: DatasetSpec, rows: Iterable[Row]) -> Outcome:
         out.row_keys.update(map(str, row.data))
         _note_lists(out, row.data)
         kind = spec.kind
-        if kind in ("chat", "sharegpt", "pygmalion"):
+        if _is_tokenized(row.data):  # Axolotl uses pre-tokenized rows as they are, whatever the type
+            verdict = _tokenized_row(row, out)
+        elif kind in ("chat", "sharegpt", "pygmalion"):
             verdict = _chat_row(spec, row, out)
         elif kind in ("instruction", "custom", "completion", "prompt_completion"):
             verdict = _fields_row(spec, row, out)
@@ -117,6 +120,20 @@ def check_rows(spec: DatasetSpec, rows: Iterable[Row]) -> Outcome:
         elif verdict == "eos":
             out.eos_only += 1
     return out
+
+
+def _is_tokenized(data: dict[str, Any]) -> bool:
+    return all(isinstance(data.get(k), list) for k in ("input_ids", "attention_mask", "labels"))
+
+
+def _tokenized_row(row: Row, out: Outcome) -> str:
+    labels = row.data["labels"]
+    if any(isinstance(v, int) and v != IGNORE_INDEX for v in labels):
+        return "yes"
+    t = out.tally("CHECK_NO_TRAINABLE_TURN")
+    t.add(row, f"labels: all {len(labels)} are {IGNORE_INDEX}")
+    t.counters.setdefault("tokenized", Counter())["rows"] += 1
+    return "no"
 
 
 def _note_lists(out: Outcome, data: dict[str, Any]) -> None:
