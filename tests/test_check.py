@@ -371,3 +371,52 @@ def test_check_rows_never_raises_on_junk(rows, typ):
     spec = dataset_spec("datasets", 0, {"path": "x.jsonl", "type": typ}, False, None, None)
     out = check_rows(spec, [Row("x.jsonl", i + 1, r) for i, r in enumerate(rows)])
     assert out.rows == len(rows) and 0 <= out.unsupervised + out.eos_only <= len(rows)
+
+
+# ------------------------------------------------------------------------------------ more layouts
+
+
+def test_pretokenized_rows_with_all_labels_masked(tmp_path):
+    rows = [{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [-100, -100, -100]}] * 3
+    rows.append({"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [-100, 6, 7]})
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "tok.parquet")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("datasets:\n  - path: tok.parquet\n    type: chat_template\n")
+    r = check_config(str(cfg))
+    f = by_id(r, "CHECK_NO_TRAINABLE_TURN")[0]
+    assert f.facts["n"] == 3 and [e.line for e in f.evidence] == [1, 2, 3] and "-100" in f.evidence[0].text
+    assert "pre-tokenized" in f.summary["en"] and "已分词" in f.summary["zh"]
+    assert by_id(r, "CHECK_MESSAGES_FIELD_MISSING") == []
+
+
+def test_hub_snapshot_folder_reads_the_train_split(tmp_path):
+    data = tmp_path / "snap" / "data"
+    data.mkdir(parents=True)
+    good = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 5
+    bad = [{"messages": [{"role": "user", "content": "q"}, {"role": "model", "content": "a"}]}] * 5
+    pq.write_table(pa.Table.from_pylist(bad), data / "test-00000-of-00001.parquet")
+    pq.write_table(pa.Table.from_pylist(good), data / "train-00000-of-00001.parquet")
+    (tmp_path / "snap" / "README.md").write_text("# card\n")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("datasets:\n  - path: snap\n    type: chat_template\n")
+    r = check_config(str(cfg))
+    assert r.findings == () and r.datasets[0].files[0].endswith("train-00000-of-00001.parquet")
+    cfg.write_text("datasets:\n  - path: snap\n    type: chat_template\n    split: test\n")
+    assert by_id(check_config(str(cfg)), "CHECK_ROLE_UNMAPPED")[0].facts["key"] == "model"
+
+
+def test_sequence_len_estimate_is_conservative(tmp_path):
+    long_q = "please add these numbers " * 80  # 2000 characters: at least ~333 tokens
+    rows = [{"messages": [{"role": "user", "content": long_q}, {"role": "assistant", "content": "ok"}]},
+            {"messages": [{"role": "user", "content": "what is 2 plus 2?"}, {"role": "assistant", "content": "4"}]}]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("sequence_len: 256\nexcess_length_strategy: truncate\n"
+                   "datasets:\n  - path: d.jsonl\n    type: chat_template\n")
+    f = by_id(check_config(str(cfg)), "CHECK_SEQUENCE_TOO_LONG")[0]
+    assert f.facts["n"] == 1 and f.first_line == 1 and f.severity is Severity.WARNING
+    assert "truncate" in f.summary["en"] and f.facts["fix"] == "sequence_len: 512"
+    cfg.write_text("sequence_len: 2048\ndatasets:\n  - path: d.jsonl\n    type: chat_template\n")
+    assert check_config(str(cfg)).findings == ()
+    # the shipped repro configs use sequence_len 64 with short rows: no length finding
+    assert not by_id(check_config(str(REPRO / "healthy.yml")), "CHECK_SEQUENCE_TOO_LONG")

@@ -93,6 +93,8 @@ class DatasetSpec:
     output_field: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None  # how findings name the entry (default: datasets[i])
+    sequence_len: int | None = None  # top-level sequence_len
+    excess_length_strategy: str = "drop"  # Axolotl 0.19 default: longer samples are dropped
 
     @property
     def entry(self) -> str:
@@ -151,7 +153,11 @@ def load_config(path: str) -> AxolotlConfig:
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict) or not entry.get("path"):
                 raise InputError(f"{path}: {section}[{i}] needs a `path`")
-            specs.append(dataset_spec(section, i, entry, train_on_inputs, doc.get("chat_template"), rl))
+            spec = dataset_spec(section, i, entry, train_on_inputs, doc.get("chat_template"), rl)
+            seq_len = doc.get("sequence_len")
+            spec.sequence_len = seq_len if isinstance(seq_len, int) and seq_len > 0 else None
+            spec.excess_length_strategy = str(doc.get("excess_length_strategy") or "drop").lower()
+            specs.append(spec)
     if not specs:
         raise InputError(f"{path}: no `datasets` or `test_datasets` entries to check")
     seq = doc.get("sequence_len")

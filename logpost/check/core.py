@@ -436,6 +436,13 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
         return _no_trainable_facts(spec, tally, out, mode)
     if sig == "CHECK_FIELD_MISSING":
         return _field_missing_facts(spec, key, out, mode)
+    if sig == "CHECK_SEQUENCE_TOO_LONG":
+        longest = max((int(v) for v in tally.counters.get("tokens", Counter())), default=0)
+        strategy = spec.excess_length_strategy if spec.excess_length_strategy in ("drop", "truncate", "raise") \
+            else "drop"
+        return {"sequence_len": spec.sequence_len, "longest": longest, "strategy": strategy,
+                "consequence": frag("too_long_" + strategy), "fix_kind": "config" if mode == "axolotl" else "data",
+                "fix": rules.config_change({"sequence_len": _round_up(longest)})}
     if sig == "CHECK_FIELD_EMPTY":
         setting = "completion-only loss" if mode == "data" else "train_on_inputs: false"
         note = (frag("output_only_eos", setting=setting)
@@ -519,6 +526,13 @@ def _field_missing_facts(spec: DatasetSpec, key: str, out: rules.Outcome, mode: 
     label = frag("custom_type") if spec.kind == "custom" else f"`type: {spec.type_name}`"
     return {"type_label": label, "present": _keys_list(present), "fix": fix,
             "consequence": frag("key_error", key=key)}
+
+
+def _round_up(tokens: int) -> int:
+    size = 256
+    while size < tokens:
+        size *= 2
+    return size
 
 
 def _pick(present: list[str], wanted: tuple[str, ...]) -> str | None:

@@ -9,6 +9,7 @@ be supervised, which gives the share of samples that train nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -115,11 +116,50 @@ def check_rows(spec: DatasetSpec, rows: Iterable[Row]) -> Outcome:
             verdict = _segments_row(spec, row, out)
         else:
             verdict = "yes"  # rl / unknown types: read, not judged
+        if spec.sequence_len and spec.kind != "rl":
+            _length(spec, row, out)
         if verdict == "no":
             out.unsupervised += 1
         elif verdict == "eos":
             out.eos_only += 1
     return out
+
+
+# A lower bound on tokens from characters, to flag only rows that are surely longer than sequence_len:
+# BPE tokenizers of current models average ~4 characters per token on English text and 1-1.5 CJK
+# characters per token; dividing by 6 and 3 undercounts both, so a flagged row is long on any of them.
+CHARS_PER_TOKEN_MAX = 6
+CJK_CHARS_PER_TOKEN_MAX = 3
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def min_tokens(text: str) -> int:
+    cjk = len(_CJK.findall(text))
+    return (len(text) - cjk) // CHARS_PER_TOKEN_MAX + cjk // CJK_CHARS_PER_TOKEN_MAX
+
+
+def _row_text(spec: DatasetSpec, data: dict[str, Any]) -> str:
+    if _is_tokenized(data):
+        return ""
+    parts: list[str] = []
+    if spec.kind in ("chat", "sharegpt", "pygmalion"):
+        for t in _as_turns(data.get(spec.field_messages)) or []:
+            c = t.get(spec.content_key)
+            parts.append(c if isinstance(c, str) else json.dumps(c, ensure_ascii=False) if c is not None else "")
+    elif spec.kind == "input_output":
+        parts = [str(s.get("text", "")) for s in _as_turns(data.get("segments")) or []]
+    else:
+        parts = [str(data[k]) for k in (*spec.fields_required, *spec.fields_optional)
+                 if isinstance(data.get(k), str)]
+    return "\n".join(parts)
+
+
+def _length(spec: DatasetSpec, row: Row, out: Outcome) -> None:
+    assert spec.sequence_len is not None
+    est = min_tokens(_row_text(spec, row.data))
+    if est > spec.sequence_len:
+        out.tally("CHECK_SEQUENCE_TOO_LONG").add(
+            row, f"at least ~{est} tokens > sequence_len {spec.sequence_len}", tokens=est)
 
 
 def _is_tokenized(data: dict[str, Any]) -> bool:
