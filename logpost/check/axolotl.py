@@ -263,6 +263,9 @@ def resolve(spec: DatasetSpec, config_dir: Path) -> tuple[Path | None, bool]:
             return c, False
     looks_local = raw.startswith((".", "/", "~")) or bool(re.search(r"\.(jsonl?|csv|parquet|arrow|txt)(\.gz)?$",
                                                                       raw, re.I))
+    # "data/train" whose "data" folder exists here is a mistyped local path, not a Hub repo
+    head = raw.split("/", 1)[0]
+    looks_local = looks_local or any((base / head).is_dir() for base in (config_dir, Path.cwd()))
     if not looks_local and (HUB_NAME.match(raw) or "/" not in raw):
         return None, True
     return candidates[0], False

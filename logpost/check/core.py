@@ -133,7 +133,9 @@ BLANK = {lg: "" for lg in LANGS}
 def make_finding(sig: str, facts: dict[str, Any], evidence: list[Evidence], every_row: bool,
                  mode: str, explains: tuple[str, ...] = ()) -> Finding:
     entry = texts()[sig]
-    severity = Severity.parse(entry["severity_all"] if every_row else entry["severity"])
+    variant = facts.get("severity_variant", "")  # e.g. "_content": a table may grade a sub-case apart
+    severity = Severity.parse(entry.get(("severity_all" if every_row else "severity") + variant)
+                              or entry["severity_all" if every_row else "severity"])
     steps = [s for s in entry["remediation"] if mode in s.get("modes", (mode,))
              and s.get("when", facts.get("fix_kind")) == facts.get("fix_kind")]
     first = next((e.line for e in evidence if e.line is not None), None)
@@ -323,11 +325,14 @@ def _files(spec: DatasetSpec, local: Path, base: Path) -> list[tuple[Path, str]]
     if spec.data_files:
         out = []
         for name in spec.data_files:
-            cands = [local / name, base / name, Path.cwd() / name]
-            hit = next((c for c in cands if c.is_file()), None)
-            if hit is None:
+            for root in (local, base, Path.cwd()):
+                hits = sorted(p for p in root.glob(name) if p.is_file()) if any(c in name for c in "*?[") \
+                    else [root / name] if (root / name).is_file() else []
+                if hits:
+                    break
+            if not hits:
                 raise ReadError(f"data_files entry {name!r} not found in {display(local)}")
-            out.append((hit, format_of(str(hit), spec.ds_type)))
+            out.extend((h, format_of(str(h), spec.ds_type)) for h in hits)
         return out
     saved = (local / "state.json").is_file() or (local / "dataset_dict.json").is_file()
     fmt = None if saved else (format_of("", spec.ds_type) if spec.ds_type else None)
@@ -420,10 +425,12 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
     if sig == "CHECK_TURN_KEY_MISSING":
         prop, _, name = key.partition(":")
         role, content = rules.best_turn_keys(out.turn_keys, spec.role_key, spec.content_key)
-        fix = _mapping_fix(spec, role, content, mode)
         consequence = frag("no_role") if prop == "role" else frag("no_content")
-        return {"key": name, "prop": prop, "present": _keys_list(out.turn_keys), "fix": fix,
-                "consequence": consequence}
+        facts = {"key": name, "prop": prop, "present": _keys_list(out.turn_keys), "consequence": consequence,
+                 "severity_variant": "_" + prop}
+        if (role, content) == (spec.role_key, spec.content_key):  # the mapping is right; some turns lack it
+            return {**facts, "fix_kind": "rows"}
+        return {**facts, "fix": _mapping_fix(spec, role, content, mode), "fix_kind": "config"}
     if sig == "CHECK_ROLE_UNMAPPED":
         roles_note = frag("roles_replace") if spec.roles_explicit and mode == "axolotl" else BLANK
         rtt = rules.flow(list(spec.roles_to_train_raw))

@@ -208,9 +208,17 @@ def _json_array(fh: IO[str], rest: str, line: int) -> Iterator[tuple[int, Any]]:
         buffer = buffer[end:]
 
 
+CSV_FIELD_LIMIT = 1 << 26  # the csv module's default (128 KiB) is smaller than a long conversation
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with _open_text(path) as fh:
         reader = csv.DictReader(fh)
+        try:
+            reader.fieldnames  # noqa: B018 - reads the header, so line_num points at the first data row
+        except csv.Error as exc:
+            raise ReadError(f"line 1: {exc}", 1) from None
         while True:
             start = reader.line_num + 1
             try:

@@ -220,11 +220,13 @@ def _chat_row(spec: DatasetSpec, row: Row, out: Outcome) -> str:
         role = turn.get(spec.role_key)
         content = turn.get(spec.content_key)
         if role is None:
-            out.tally("CHECK_TURN_KEY_MISSING", f"role:{spec.role_key}").add(
-                row, f"{fm}[{i}] has no {json.dumps(spec.role_key)} (keys: {_keys(turn)})")
+            what = (f"{fm}[{i}].{spec.role_key} = null" if spec.role_key in turn
+                    else f"{fm}[{i}] has no {json.dumps(spec.role_key)} (keys: {_keys(turn)})")
+            out.tally("CHECK_TURN_KEY_MISSING", f"role:{spec.role_key}").add(row, what)
         if content is None:
-            out.tally("CHECK_TURN_KEY_MISSING", f"content:{spec.content_key}").add(
-                row, f"{fm}[{i}] has no {json.dumps(spec.content_key)} (keys: {_keys(turn)})")
+            what = (f"{fm}[{i}].{spec.content_key} = null" if spec.content_key in turn
+                    else f"{fm}[{i}] has no {json.dumps(spec.content_key)} (keys: {_keys(turn)})")
+            out.tally("CHECK_TURN_KEY_MISSING", f"content:{spec.content_key}").add(row, what)
         mapped = spec.map_role(role)
         if role is not None:
             out.raw_roles[str(role)] += 1
