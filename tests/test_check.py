@@ -420,3 +420,22 @@ def test_sequence_len_estimate_is_conservative(tmp_path):
     assert check_config(str(cfg)).findings == ()
     # the shipped repro configs use sequence_len 64 with short rows: no length finding
     assert not by_id(check_config(str(REPRO / "healthy.yml")), "CHECK_SEQUENCE_TOO_LONG")
+
+
+def test_csv_first_row_glob_data_files_null_keys_and_mistyped_paths(tmp_path):
+    (tmp_path / "data").mkdir()
+    turns = [{"role": "USER", "content": "q"}, {"role": "assistant", "content": None}]
+    (tmp_path / "data" / "a.csv").write_text('messages\n"' + json.dumps(turns).replace('"', '""') + '"\n')
+    for k in range(2):
+        shutil.copy(REPRO / "data" / "chat_messages.jsonl", tmp_path / "data" / f"part-{k}.jsonl")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("datasets:\n  - path: data/a.csv\n    type: chat_template\n"
+                   "  - path: data\n    data_files: ['part-*.jsonl']\n    type: chat_template\n"
+                   "  - path: data/trian\n    type: chat_template\n")
+    r = check_config(str(cfg), CheckOptions(rows=600))
+    role = by_id(r, "CHECK_ROLE_UNMAPPED")[0]
+    assert role.first_line == 2  # the CSV header is line 1
+    content = by_id(r, "CHECK_TURN_KEY_MISSING")[0]
+    assert content.evidence[0].text == "messages[1].content = null" and content.facts["fix_kind"] == "rows"
+    assert r.datasets[1].rows == 600 and len(r.datasets[1].files) == 2
+    assert r.datasets[2].status == "unreadable"  # `data` exists here: a typo, not a Hub repo
