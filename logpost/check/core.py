@@ -409,12 +409,14 @@ def _facts(sig: str, key: str, tally: rules.Tally, spec: DatasetSpec, out: rules
         if cands:
             role, content = rules.best_turn_keys(out.turn_keys_by_field[cands[0]], spec.role_key, spec.content_key)
             fix = _mapping_fix(spec, role, content, mode, field_messages=cands[0])
-            present: Any = f"`{cands[0]}`"
+            present = f"`{cands[0]}`"
+            where_turns = frag("turns_under", key=present)
         else:
             fix = "--messages-field KEY" if mode == "data" else "field_messages: KEY"
-            present = frag("no_list_field", keys=_keys_list(out.row_keys))
+            present = _keys_list(out.row_keys)
+            where_turns = frag("no_list_field", keys=present)
         consequence = frag("messages_null") if mode == "axolotl" else frag("no_turns")
-        return {"fix": fix, "present": present, "consequence": consequence,
+        return {"fix": fix, "present": present, "where_turns": where_turns, "consequence": consequence,
                 "setting": f"--messages-field {key}" if mode == "data" else f"field_messages: {key}"}
     if sig == "CHECK_MESSAGES_NOT_LIST":
         shapes = tally.counters.get("shape", Counter())
