@@ -439,3 +439,24 @@ def test_csv_first_row_glob_data_files_null_keys_and_mistyped_paths(tmp_path):
     assert content.evidence[0].text == "messages[1].content = null" and content.facts["fix_kind"] == "rows"
     assert r.datasets[1].rows == 600 and len(r.datasets[1].files) == 2
     assert r.datasets[2].status == "unreadable"  # `data` exists here: a typo, not a Hub repo
+
+
+@pytest.mark.parametrize("config,needle_en,needle_zh", [
+    ("some_prompt_only.yml", "only 6 of 24 sampled rows", "只有 6 行"),
+    ("roles_replace_defaults.yml", "only 0 of 24 sampled rows", "只有 0 行"),
+    ("remote_only.yml", "none of its datasets could be checked", "远程，未检查"),
+])
+def test_analyze_config_that_does_not_confirm(config, needle_en, needle_zh):
+    log = fixture("generated/axolotl_dev_model_role.log")
+    plain = next(f for f in analyze(log).findings if f.id == "ZERO_LOSS")
+    f = next(f for f in analyze(log, Options(config=str(CASES / config))).findings if f.id == "ZERO_LOSS")
+    assert f.confidence == plain.confidence and f.remediation == plain.remediation
+    assert needle_en in f.summary["en"] and needle_zh in f.summary["zh"] and "confirmed_cause" not in f.facts
+
+
+def test_analyze_config_confirms_other_mappings():
+    log = fixture("generated/axolotl_dev_model_role.log")
+    f = next(f for f in analyze(log, Options(config=str(CASES / "roles_to_train_wrong.yml"))).findings
+             if f.id == "ZERO_LOSS")
+    assert f.facts["confirmed_cause"] == "CHECK_NO_TRAINABLE_TURN" and f.confidence == 0.99
+    assert 'roles_to_train: ["assistant"]' in f.remediation["zh"][0]
