@@ -93,6 +93,8 @@ class DatasetSpec:
     output_field: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None  # how findings name the entry (default: datasets[i])
+    role_keys_alt: tuple[str, ...] = ()  # `type: messages` also looks for these keys, in order
+    content_keys_alt: tuple[str, ...] = ()
     sequence_len: int | None = None  # top-level sequence_len
     excess_length_strategy: str = "drop"  # Axolotl 0.19 default: longer samples are dropped
 
@@ -102,7 +104,7 @@ class DatasetSpec:
 
     @property
     def known_roles(self) -> tuple[str, ...]:
-        extra = tuple(sorted(k for k in (self.roles_explicit or {}) if k not in KNOWN_ROLES))
+        extra = tuple(sorted({*(self.roles_explicit or {}), *self.roles.values()} - set(KNOWN_ROLES)))
         return KNOWN_ROLES + extra
 
     def map_role(self, value: Any) -> Any:
@@ -200,7 +202,16 @@ def dataset_spec(section: str, index: int, entry: Mapping[str, Any], train_on_in
         return spec
     name = str(typ or "")
     base = name.split(":")[0]
-    if base in CHAT_TYPES or base.startswith("chat_template."):
+    if base == "messages":  # core/datasets/transforms/chat_builder.py: the first key present wins
+        spec.kind = "chat"
+        _chat_fields(spec, entry, defaults=("messages", "role", "content"))
+        mapping = entry.get("message_property_mappings") or {}
+        if not (entry.get("message_field_role") or mapping.get("role")):
+            spec.role_keys_alt = ("from",)
+        if not (entry.get("message_field_content") or mapping.get("content")):
+            spec.content_key, spec.content_keys_alt = "value", ("text", "content")
+        spec.roles.setdefault("ipython", "ipython")
+    elif base in CHAT_TYPES or base.startswith("chat_template."):
         spec.kind = "chat"
         _chat_fields(spec, entry, defaults=("messages", "role", "content"))
     elif base.startswith("sharegpt"):

@@ -217,8 +217,9 @@ def _chat_row(spec: DatasetSpec, row: Row, out: Outcome) -> str:
     trained = eos = False
     for i, turn in enumerate(turns):
         out.turn_keys.update(map(str, turn))
-        role = turn.get(spec.role_key)
-        content = turn.get(spec.content_key)
+        role = next((turn[k] for k in (spec.role_key, *spec.role_keys_alt) if turn.get(k) is not None), None)
+        content = next((turn[k] for k in (spec.content_key, *spec.content_keys_alt) if turn.get(k) is not None),
+                       None)
         if role is None:
             what = (f"{fm}[{i}].{spec.role_key} = null" if spec.role_key in turn
                     else f"{fm}[{i}] has no {json.dumps(spec.role_key)} (keys: {_keys(turn)})")
