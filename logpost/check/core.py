@@ -323,7 +323,7 @@ def _files(spec: DatasetSpec, local: Path, base: Path) -> list[tuple[Path, str]]
     if local.is_file():
         return [(local, format_of(str(local), spec.ds_type))]
     if spec.data_files:
-        out = []
+        out: list[tuple[Path, str]] = []
         for name in spec.data_files:
             for root in (local, base, Path.cwd()):
                 hits = sorted(p for p in root.glob(name) if p.is_file()) if any(c in name for c in "*?[") \
