@@ -460,3 +460,17 @@ def test_analyze_config_confirms_other_mappings():
              if f.id == "ZERO_LOSS")
     assert f.facts["confirmed_cause"] == "CHECK_NO_TRAINABLE_TURN" and f.confidence == 0.99
     assert 'roles_to_train: ["assistant"]' in f.remediation["zh"][0]
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.binary(max_size=400), fmt=st.sampled_from(["json", "csv", "text", "parquet", "arrow"]))
+def test_readers_raise_only_read_errors_on_junk(tmp_path_factory, data, fmt):
+    from logpost.check.readers import ReadError
+
+    path = tmp_path_factory.mktemp("junk") / f"x.{fmt}"
+    path.write_bytes(data)
+    try:
+        rows = list(iter_rows(path, fmt, 5))
+    except ReadError:
+        return
+    assert len(rows) <= 5 and all(r.row >= 1 for r in rows)
