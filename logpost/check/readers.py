@@ -109,7 +109,7 @@ def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
             head += chunk
             if head.strip():
                 break
-        stripped = head.lstrip()
+        stripped = head.lstrip().lstrip("\ufeff").lstrip()
         if not stripped:
             return
         line_offset = head[: len(head) - len(stripped)].count("\n")
