@@ -17,6 +17,7 @@ class Options:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     rules: tuple[str, ...] = field(default_factory=tuple)
+    config: str | None = None  # the run's Axolotl config: names the cause of a ZERO_LOSS finding
 
 
 def analyze(source: str, options: Options | None = None) -> Postmortem:
@@ -38,7 +39,17 @@ def analyze(source: str, options: Options | None = None) -> Postmortem:
             if (not options.select or k in options.select) and k not in options.ignore}
     run = parse(source)
     findings = order(run_signatures(run, sigs), {k: v.consequences for k, v in catalogue.items()})
+    findings = with_config(findings, options.config)
     return Postmortem(source=run.source, verdict=verdict(run, findings), findings=tuple(findings), run=run)
+
+
+def with_config(findings: list[Finding], config: str | None) -> list[Finding]:
+    """ZERO_LOSS gains the cause the config and its data confirm (``logpost check``), in both languages."""
+    if not config:
+        return findings
+    from logpost.check.enrich import explain_zero_loss
+
+    return list(explain_zero_loss(tuple(findings), config))
 
 
 def order(findings: Iterable[Finding], consequences: dict[str, tuple[str, ...]]) -> list[Finding]:

@@ -88,10 +88,12 @@ def main(debug: bool) -> None:
 @click.option("--select", default=None, help="Only these signature ids (comma-separated).")
 @click.option("--ignore", default=None, help="Skip these signature ids (comma-separated).")
 @click.option("--rules", "rules", multiple=True, type=click.Path(), help="Folder of extra TOML rules (repeatable).")
+@click.option("--config", "config", default=None, type=click.Path(),
+              help="The run's Axolotl config: check it against its data to name the cause of a zero loss.")
 @click.option("--color/--no-color", default=None, help="Colour the terminal output [default: when a TTY].")
 @handle_errors
 def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: str, select: str | None,
-            ignore: str | None, rules: tuple[str, ...], color: bool | None) -> None:
+            ignore: str | None, rules: tuple[str, ...], config: str | None, color: bool | None) -> None:
     """Diagnose one training log (a path, '-' for stdin, or a .gz file).
 
     \b
@@ -100,12 +102,13 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
       logpost analyze train.log -f md --lang zh -o postmortem.md
       logpost analyze trainer_state.json -f json
       cat train.log | logpost analyze -
+      logpost analyze train.log --config axolotl.yml
     """
     from logpost.analyze import Options
     from logpost.analyze import analyze as run_analysis
     from logpost.report import render
 
-    pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules))
+    pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules, config=config))
     if fmt == "json":
         emit(render.render_json(pm), output)
     elif fmt == "md":
@@ -115,6 +118,53 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
         emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour)), output)
     worst = pm.worst
     if worst is not None and worst >= Severity.parse(fail_on):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("target", metavar="CONFIG_OR_DATA")
+@click.option("-f", "--output-format", "fmt", type=click.Choice(("terminal", "json")), default="terminal",
+              show_default=True, help="Output format.")
+@click.option("--format", "data_format", type=click.Choice(("messages", "prompt-completion", "text", "terminal", "json")),
+              default=None, help="Layout of a plain data file [default: sniffed]; terminal/json select the output.")
+@click.option("--rows", type=int, default=100, show_default=True, help="Rows sampled per dataset (streamed).")
+@click.option("--messages-field", default="messages", show_default=True, help="Plain data: key of the turns.")
+@click.option("--role-key", default="role", show_default=True, help="Plain data: role key inside a turn.")
+@click.option("--content-key", default="content", show_default=True, help="Plain data: content key inside a turn.")
+@click.option("--prompt-field", default="prompt", show_default=True, help="Plain data: prompt key.")
+@click.option("--completion-field", default="completion", show_default=True, help="Plain data: completion key.")
+@click.option("--text-field", default="text", show_default=True, help="Plain data: text key.")
+@click.option("--assistant-only-loss", is_flag=True, help="Plain messages data: only assistant turns are trained.")
+@click.option("--lang", type=click.Choice(("en", "zh", "both")), default=None, help="Language [default: the locale's].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to this file (atomically).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True,
+              help="Exit 1 when a finding is at or above this severity.")
+@click.option("--color/--no-color", default=None, help="Colour the terminal output [default: when a TTY].")
+@handle_errors
+def check(target: str, fmt: str, data_format: str | None, rows: int, lang: str | None, output: str | None,
+          fail_on: str, color: bool | None, **mapping: Any) -> None:
+    """Check an Axolotl config against its local datasets (or one HF/TRL data file) on a sample of rows.
+
+    \b
+    Example:
+      logpost check axolotl.yml
+      logpost check axolotl.yml -f json
+      logpost check data.jsonl --format messages --role-key from --content-key value
+    """
+    from logpost.check import CheckOptions
+    from logpost.check import check as run_check
+    from logpost.check.render import render_json, render_terminal
+
+    if data_format in ("terminal", "json"):
+        fmt, data_format = data_format, None
+    report = run_check(target, CheckOptions(rows=rows, data_format=data_format, **mapping))
+    colour = color if color is not None else (output is None and sys.stdout.isatty())
+    emit(render_json(report) if fmt == "json" else
+         render_terminal(report, lang or _default_lang(), colour=bool(colour)), output)
+    if not report.checked:
+        click.echo(f"logpost: error: nothing could be checked in {target} (see the findings above)", err=True)
+        sys.exit(2)
+    if report.worst is not None and report.worst >= Severity.parse(fail_on):
         sys.exit(1)
 
 
