@@ -201,4 +201,5 @@ def _date_ns(text: str | None, what: str) -> int | None:
         raise InputError(f"{what}: {text!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    ns = int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+    return max(-(1 << 63), min(ns, (1 << 63) - 1))  # SQLite integers are 64-bit (nanoseconds end in 2262)

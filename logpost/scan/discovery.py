@@ -141,8 +141,9 @@ def discover(roots: list[str] | tuple[str, ...], globs: tuple[str, ...] = DEFAUL
 def _walk(top: str, globs: tuple[str, ...], excludes: tuple[str, ...], seen: set[tuple[int, int]],
           runs: dict[str, RunSpec]) -> None:
     stack = [top]
-    while stack:
-        folder = stack.pop()
+    linked: list[str] = []  # symlinked folders are walked last, so a run is keyed by its real location
+    while stack or linked:
+        folder = stack.pop() if stack else linked.pop(0)
         try:
             st = os.stat(folder)
             key = (st.st_dev, st.st_ino)
@@ -162,7 +163,11 @@ def _walk(top: str, globs: tuple[str, ...], excludes: tuple[str, ...], seen: set
             except OSError:
                 continue
             if is_dir:
-                if not _excluded(e.name, excludes):
+                if _excluded(e.name, excludes):
+                    continue
+                if e.is_symlink():
+                    linked.append(e.path)
+                else:
                     subdirs.append((e.name, e.path))
             elif is_log_name(e.name, globs):
                 f = _stat_file(e.path)

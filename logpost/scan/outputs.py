@@ -267,14 +267,21 @@ def verdict_plot(rows: list[Row]) -> tuple[str | None, str | None]:
                     ax.bar(xs, ys, width=width, bottom=bottom, color=PLOT_COLOURS[state], label=state,
                            align="edge" if period != "day" else "center")
                     bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
+            import matplotlib.dates as mdates
+
             ax.set_ylabel("runs / 运行数")
+            ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m" if period == "month" else "%Y-%m-%d"))
+            pad = timedelta(days={"day": 3, "week": 14, "month": 45}[period])
+            ax.set_xlim(xs[0] - pad, xs[-1] + pad)
             ax.spines[["top", "right"]].set_visible(False)
-            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+            handles, names = ax.get_legend_handles_labels()
+            ax.legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
             ax.yaxis.get_major_locator().set_params(integer=True)
             fig.autofmt_xdate()
             fig.tight_layout()
             buf = io.StringIO()
-            fig.savefig(buf, format="svg", metadata={"Date": None})
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
         finally:
             plt.close(fig)
     svg = buf.getvalue()

@@ -124,9 +124,16 @@ def analyze_task(task: Task) -> Outcome:
     except InputError as exc:
         return error_outcome(task, str(exc))
     except Exception as exc:  # a parser bug on one run must not stop the scan; the row says what broke
-        return error_outcome(task, f"internal error: {type(exc).__name__}: {exc}")
+        return error_outcome(task, f"{_where(task.spec)}: internal error: {type(exc).__name__}: {exc}")
     outcome.run["seconds"] = round(time.perf_counter() - start, 4)
     return outcome
+
+
+def _where(spec: RunSpec) -> str:
+    try:
+        return primary_log(spec)
+    except InputError:
+        return spec.path
 
 
 def outcome_of(task: Task, pm: Postmortem) -> Outcome:
@@ -223,7 +230,7 @@ def run_dask(tasks: list[Task], address: str, timeout: float = 30) -> Iterator[O
     except ImportError:
         raise InputError("--dask needs dask.distributed (pip install 'logpost[dask]')") from None
     try:
-        client = Client(address, timeout=timeout, set_as_default=False)
+        client = Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
@@ -234,6 +241,5 @@ def run_dask(tasks: list[Task], address: str, timeout: float = 30) -> Iterator[O
                 yield fut.result()
             except Exception as exc:  # a worker died repeatedly on this run (KilledWorker) or similar
                 yield error_outcome(task_of[fut.key], f"dask: {type(exc).__name__}: {exc}")
-            fut.release()
     finally:
         client.close()
