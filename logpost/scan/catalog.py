@@ -257,7 +257,8 @@ class Catalog:
     def rows(self, filters: Filters | None = None, paths: set[str] | None = None) -> list[Row]:
         """The runs matching ``filters`` (and among ``paths`` when given), most urgent first."""
         f = filters or Filters()
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if f.signatures:
             marks = ", ".join("?" * len(f.signatures))
             where.append(f"EXISTS (SELECT 1 FROM findings x WHERE x.run = runs.path AND x.id IN ({marks}))")

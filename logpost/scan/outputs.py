@@ -255,8 +255,12 @@ def verdict_plot(rows: list[Row]) -> tuple[str | None, str | None]:
         counts.setdefault(key(d), Counter())[state] += 1
     xs = sorted(counts)
     width = {"day": 0.8, "week": 5.6, "month": 24.0}[period]
-    rc = {"svg.hashsalt": "logpost-scan", "svg.fonttype": "none", "font.size": 9,
+    rc: Any = {"svg.hashsalt": "logpost-scan", "svg.fonttype": "none", "font.size": 9,
           "font.family": ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"]}
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import MaxNLocator
+
+    pos = [float(v) for v in mdates.date2num(xs)]
     with plt.rc_context(rc):
         fig, ax = plt.subplots(figsize=(8, 2.6), dpi=100)
         try:
@@ -264,20 +268,18 @@ def verdict_plot(rows: list[Row]) -> tuple[str | None, str | None]:
             for state in reversed(VERDICT_ORDER):  # healthy at the bottom, errors on top
                 ys = [counts[x][state] for x in xs]
                 if any(ys):
-                    ax.bar(xs, ys, width=width, bottom=bottom, color=PLOT_COLOURS[state], label=state,
+                    ax.bar(pos, ys, width=width, bottom=bottom, color=PLOT_COLOURS[state], label=state,
                            align="edge" if period != "day" else "center")
                     bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
-            import matplotlib.dates as mdates
-
             ax.set_ylabel("runs / 运行数")
             ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=10))
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m" if period == "month" else "%Y-%m-%d"))
             pad = timedelta(days={"day": 3, "week": 14, "month": 45}[period])
-            ax.set_xlim(xs[0] - pad, xs[-1] + pad)
+            ax.set_xlim(float(mdates.date2num(xs[0] - pad)), float(mdates.date2num(xs[-1] + pad)))
             ax.spines[["top", "right"]].set_visible(False)
             handles, names = ax.get_legend_handles_labels()
             ax.legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-            ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             fig.autofmt_xdate()
             fig.tight_layout()
             buf = io.StringIO()

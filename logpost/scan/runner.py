@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -169,8 +169,18 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def run_local(tasks: list[Task], jobs: int | None = None) -> Iterator[Outcome]:
-    """Analyse ``tasks`` over ``jobs`` worker processes (spawned), yielding outcomes as they finish.
+def pool_context() -> multiprocessing.context.BaseContext:
+    """Workers start fresh (never a fork of this process and its threads): from a fork server that
+    has imported the analysis stack once, where there is one (Linux, macOS), else spawned."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["logpost.scan.runner"])  # pandas & co. imported once, not per worker
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def run_local(tasks: list[Task], jobs: int | None = None) -> Generator[Outcome, None, None]:
+    """Analyse ``tasks`` over ``jobs`` worker processes, yielding outcomes as they finish.
 
     With one job (or one task) the work runs in this process. A worker process that dies (killed,
     out of memory, a crash in native code) breaks the pool: the runs that were in flight are retried
@@ -183,7 +193,7 @@ def run_local(tasks: list[Task], jobs: int | None = None) -> Iterator[Outcome]:
         return
     pending = deque(tasks)
     attempts: dict[str, int] = {}
-    ctx = multiprocessing.get_context("spawn")
+    ctx = pool_context()
     while pending:
         pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx)
         inflight: dict[Future[Outcome], Task] = {}
@@ -218,7 +228,7 @@ def run_local(tasks: list[Task], jobs: int | None = None) -> Iterator[Outcome]:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_dask(tasks: list[Task], address: str, timeout: float = 30) -> Iterator[Outcome]:
+def run_dask(tasks: list[Task], address: str, timeout: float = 30) -> Generator[Outcome, None, None]:
     """Analyse ``tasks`` on an existing Dask cluster (``dask.distributed``); the workers must see
     the same paths (a shared file system) and have logpost installed.
 
