@@ -210,6 +210,8 @@ def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, n
     from logpost.scan.outputs import render
 
     filters = lib.parse_filters(signature, verdict, framework, since, until)
+    if no_db and not paths:
+        raise InputError("--no-db needs a PATH to scan (a query reads the catalog)")
     if paths:
         opts = lib.ScanOptions(
             db=":memory:" if no_db else db, jobs=jobs, dask=dask, report_dir=report_dir, force=force,

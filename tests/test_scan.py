@@ -192,7 +192,7 @@ def test_rescan_is_incremental(tree: Path, tmp_path: Path):
     assert third.analyzed == 2
     assert rel(tree, third.rows)["slurm/slurm-101.out"].finding_ids == ["ZERO_LOSS"]
     # another signature selection is another analysis: every run again
-    fourth = scan([str(tree)], _opts(tmp_path, analysis=Options(ignore=("ZERO_LOSS",))))
+    fourth = scan([str(tree)], _opts(tmp_path, jobs=2, analysis=Options(ignore=("ZERO_LOSS",))))
     assert fourth.analyzed == fourth.discovered
     assert "ZERO_LOSS" not in {i for r in fourth.rows for i in r.finding_ids}
 
@@ -348,6 +348,8 @@ def test_cli_usage_errors(tmp_path: Path):
     assert r.exit_code == 2 and "not a logpost catalog" in r.stderr and "Traceback" not in r.stderr
     r = run("scan", str(CORPUS / "hf"), "--db", str(tmp_path / "y.sqlite"), "--select", "NOPE")
     assert r.exit_code == 2 and "NOPE" in r.stderr
+    r = run("scan", "--no-db")
+    assert r.exit_code == 2 and "--no-db needs a PATH" in r.stderr
 
 
 def test_default_db_location(tmp_path: Path, monkeypatch):

@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from logpost.analyze import Options
@@ -116,8 +116,11 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
             os.makedirs(report_dir)
         except OSError as exc:
             raise InputError(f"{o.report_dir}: cannot create the report folder ({exc.strerror or exc})") from None
-    fingerprint = analysis_fingerprint(o.analysis)
-    _check_selection(o.analysis)
+    # absolute rule folders: workers (a fork server, Dask) need not share this process's cwd
+    analysis = replace(o.analysis, rules=tuple(os.path.abspath(r) for r in o.analysis.rules))
+    fingerprint = analysis_fingerprint(analysis)
+    if analysis.select or analysis.ignore:
+        _check_selection(analysis)
     specs = discover(roots, o.globs, o.excludes)
     db = o.db or default_db()
     with Catalog.open(db) as cat:
@@ -130,7 +133,7 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
                      or k[2] == "error"  # retried: the cause may have been passing (NFS, a killed worker)
                      or (report is not None and (k[3] != report or not os.path.exists(report))))
             if stale:
-                tasks.append(Task(spec, o.analysis, fingerprint, o.report_format if report else None,
+                tasks.append(Task(spec, analysis, fingerprint, o.report_format if report else None,
                                   o.report_lang))
         outcomes = run_dask(tasks, o.dask) if o.dask else run_local(tasks, o.jobs)
         errors = 0

@@ -12,6 +12,8 @@ import hashlib
 import math
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Generator
@@ -170,9 +172,17 @@ def default_jobs() -> int:
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
-    """Workers start fresh (never a fork of this process and its threads): from a fork server that
-    has imported the analysis stack once, where there is one (Linux, macOS), else spawned."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    """How worker processes start.
+
+    ``fork`` when it is safe: on Linux, from a process with no other thread (the CLI), children
+    inherit the imported analysis stack and start at once. Otherwise (threads, macOS) a fork server
+    that imports the analysis stack once, or ``spawn`` where there is none (Windows). The worker is a
+    module-level function, so every method works.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["logpost.scan.runner"])  # pandas & co. imported once, not per worker
         return ctx
