@@ -401,3 +401,33 @@ def test_dask_unreachable_scheduler_is_a_usage_error():
 
     with pytest.raises(InputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         list(run_dask([], "tcp://127.0.0.1:9", timeout=2))
+
+
+def test_a_killed_worker_does_not_stop_the_scan(tree: Path, tmp_path: Path, monkeypatch):
+    """The OOM killer takes a worker mid-scan: the pool is rebuilt, the runs in flight are retried."""
+    import multiprocessing
+    import signal
+
+    from logpost.scan import runner
+
+    pools = []
+
+    class CountedPool(runner.ProcessPoolExecutor):
+        def __init__(self, *a, **kw):
+            pools.append(self)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", CountedPool)
+    killed = []
+
+    def progress(done, total, outcome):
+        if not killed:
+            victims = [p for p in multiprocessing.active_children() if p.pid]
+            if victims:
+                os.kill(victims[0].pid, signal.SIGKILL)
+                killed.append(victims[0].pid)
+
+    result = scan([str(tree)], _opts(tmp_path, jobs=2), progress)
+    assert killed and len(pools) == 2 and result.discovered == len(result.rows) == 8
+    assert {r.status for r in result.rows if not r.path.endswith("broken")} == {"ok"}
+    assert rel(tree, result.rows)["team-a/zero-axolotl"].finding_ids == ["ZERO_LOSS"]
