@@ -197,6 +197,41 @@ def test_rescan_is_incremental(tree: Path, tmp_path: Path):
     assert "ZERO_LOSS" not in {i for r in fourth.rows for i in r.finding_ids}
 
 
+USER_RULE = """
+id = "CUDA_OOM"
+severity = "error"
+status = "preview"
+[title]
+en = "CUDA out of memory"
+zh = "显存不足（CUDA OOM）"
+[summary]
+en = "The GPU ran out of memory."
+zh = "GPU 显存不够用了。"
+[why]
+en = "A batch needed more GPU memory than was free."
+zh = "某个 batch 需要的显存超过了剩余显存。"
+[[remediation]]
+en = "Lower the micro-batch size or the sequence length."
+zh = "调小 micro batch size 或序列长度。"
+[[patterns]]
+regex = "CUDA out of memory"
+samples = ["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 512.00 MiB."]
+"""
+
+
+def test_user_rules_reach_the_workers_and_are_part_of_the_fingerprint(tree: Path, tmp_path: Path, monkeypatch):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "CUDA_OOM.toml").write_text(USER_RULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # a relative rules folder, as typed on a command line
+    first = scan([str(tree)], _opts(tmp_path, jobs=2, analysis=Options(rules=("rules",))))
+    assert rel(tree, first.rows)["team-b/job-7"].finding_ids == ["CUDA_OOM"]  # job.err holds the OOM
+    # editing the rule is a new catalogue: every run is analysed again
+    (tmp_path / "rules" / "CUDA_OOM.toml").write_text(USER_RULE.replace('"error"', '"warning"'), encoding="utf-8")
+    second = scan([str(tree)], _opts(tmp_path, jobs=2, analysis=Options(rules=("rules",))))
+    assert second.analyzed == second.discovered
+    assert rel(tree, second.rows)["team-b/job-7"].verdict == "degraded"
+
+
 def test_catalog_is_sqlite_wal_with_findings_and_summaries(tree: Path, tmp_path: Path):
     scan([str(tree)], _opts(tmp_path))
     con = sqlite3.connect(tmp_path / "runs.sqlite")
