@@ -177,7 +177,9 @@ class Catalog:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise InputError(f"{path}: catalog written by a newer logpost (schema {version})")
-            if path != ":memory:":
+            if version == 0 and not create:
+                raise InputError(f"{path}: not a logpost catalog (no schema)")
+            if create and path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed run survives the process being killed (not a power cut)
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -217,6 +219,12 @@ class Catalog:
             values[key] = v if isinstance(v, int | float) and math.isfinite(v) else None
         if isinstance(values["files"], list | tuple):
             values["files"] = json.dumps(values["files"], separators=(",", ":"))
+        try:
+            self._store(run, values, findings)
+        except sqlite3.Error as exc:
+            raise InputError(f"{self.path}: cannot write the catalog ({exc})") from None
+
+    def _store(self, run: dict[str, Any], values: dict[str, Any], findings: Iterable[dict[str, Any]]) -> None:
         cols = ", ".join(_RUN_COLUMNS)
         marks = ", ".join(f":{c}" for c in _RUN_COLUMNS)
         conn = self.conn
@@ -232,7 +240,8 @@ class Catalog:
                  for i, f in enumerate(findings)])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def mark_present(self, roots: Iterable[str], found: set[str]) -> None:
