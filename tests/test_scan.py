@@ -466,3 +466,16 @@ def test_a_killed_worker_does_not_stop_the_scan(tree: Path, tmp_path: Path, monk
     assert killed and len(pools) == 2 and result.discovered == len(result.rows) == 8
     assert {r.status for r in result.rows if not r.path.endswith("broken")} == {"ok"}
     assert rel(tree, result.rows)["team-a/zero-axolotl"].finding_ids == ["ZERO_LOSS"]
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_workers_are_safe_under_every_start_method(tree: Path, tmp_path: Path, monkeypatch, method):
+    import multiprocessing
+
+    from logpost.scan import runner
+
+    monkeypatch.setattr(runner, "pool_context", lambda: multiprocessing.get_context(method))
+    result = scan([str(tree)], _opts(tmp_path, jobs=2))
+    assert {os.path.basename(r.path): r.finding_ids for r in result.rows} == {
+        "zero-axolotl": ["ZERO_LOSS"], "hf-out": ["ZERO_LOSS"], "nan-run": ["NAN_LOSS"], "broken": [],
+        "job-7": [], "slurm-101.out": [], "slurm-102.out": ["ZERO_LOSS"], "llamafactory_trainer_log.jsonl": ["ZERO_LOSS"]}
