@@ -479,3 +479,12 @@ def test_workers_are_safe_under_every_start_method(tree: Path, tmp_path: Path, m
     assert {os.path.basename(r.path): r.finding_ids for r in result.rows} == {
         "zero-axolotl": ["ZERO_LOSS"], "hf-out": ["ZERO_LOSS"], "nan-run": ["NAN_LOSS"], "broken": [],
         "job-7": [], "slurm-101.out": [], "slurm-102.out": ["ZERO_LOSS"], "llamafactory_trainer_log.jsonl": ["ZERO_LOSS"]}
+
+
+def test_cli_glob_and_exclude(tree: Path, tmp_path: Path):
+    db = str(tmp_path / "runs.sqlite")
+    only_jsonl = json.loads(run("scan", str(tree), "--db", db, "--glob", "*.jsonl", "-f", "json").stdout)
+    # the only log left in slurm/ makes it a run folder; hf-out's checkpoints are not logs any more
+    assert [os.path.relpath(i["run"], tree) for i in only_jsonl] == ["slurm"]
+    no_slurm = json.loads(run("scan", str(tree), "--db", db, "--exclude", "slurm", "-f", "json").stdout)
+    assert len(no_slurm) == 5 and not any("/slurm/" in i["run"] for i in no_slurm)

@@ -173,7 +173,7 @@ def _walk(top: str, globs: tuple[str, ...], excludes: tuple[str, ...], seen: set
                 f = _stat_file(e.path)
                 if f is not None:
                     logs.append(f)
-        checkpoints = _checkpoint_states(subdirs)
+        checkpoints = _checkpoint_states(subdirs, globs)
         stems = {stem(os.path.basename(f.path)) for f in logs}
         if checkpoints or (logs and ("" in stems or len(stems) == 1)):
             runs[folder] = RunSpec(folder, "dir", tuple(logs) + tuple(checkpoints))
@@ -184,7 +184,7 @@ def _walk(top: str, globs: tuple[str, ...], excludes: tuple[str, ...], seen: set
         stack.extend(p for _, p in reversed(subdirs))
 
 
-def _checkpoint_states(subdirs: list[tuple[str, str]]) -> list[LogFile]:
+def _checkpoint_states(subdirs: list[tuple[str, str]], globs: tuple[str, ...]) -> list[LogFile]:
     """``checkpoint-N/trainer_state.json`` of a Hugging Face output_dir, by step."""
     found = []
     for name, path in subdirs:
@@ -192,6 +192,8 @@ def _checkpoint_states(subdirs: list[tuple[str, str]]) -> list[LogFile]:
         if not m:
             continue
         for state in STATE_FILES:
+            if not is_log_name(state, globs):
+                continue
             f = _stat_file(os.path.join(path, state))
             if f is not None:
                 found.append((int(m.group(1)), f))
