@@ -137,6 +137,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--keep", action="store_true", help="keep the generated tree and catalogs")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the full scans N times, keep the best")
     args = ap.parse_args()
     top = Path(tempfile.mkdtemp(prefix="logpost-bench-scan-"))
     try:
@@ -148,10 +149,17 @@ def main() -> None:
         print(f"cores available: {len(os.sched_getaffinity(0))}")
         print(f"load average before: {load()}; this machine runs two CPU-bound processes"
               f" {machine_scaling():.2f}x faster than one (2.00x on two idle cores)")
-        j1, out = cli(str(tree), "--db", str(top / "j1.sqlite"), "-j", "1", "-f", "json")
-        rows = json.loads(out)
-        j2, out2 = cli(str(tree), "--db", str(top / "j2.sqlite"), "-j", "2", "-f", "json")
-        assert json.loads(out2) == rows, "--jobs 1 and --jobs 2 disagree"
+        j1 = j2 = float("inf")
+        for _ in range(args.repeat):  # alternate, so a busy spell on a shared machine hits both
+            for db in ("j1.sqlite", "j2.sqlite"):
+                for suffix in ("", "-wal", "-shm"):
+                    (top / (db + suffix)).unlink(missing_ok=True)
+            t, out = cli(str(tree), "--db", str(top / "j1.sqlite"), "-j", "1", "-f", "json")
+            j1 = min(j1, t)
+            rows = json.loads(out)
+            t, out2 = cli(str(tree), "--db", str(top / "j2.sqlite"), "-j", "2", "-f", "json")
+            j2 = min(j2, t)
+            assert json.loads(out2) == rows, "--jobs 1 and --jobs 2 disagree"
         re2, out3 = cli(str(tree), "--db", str(top / "j2.sqlite"), "-j", "2", "-f", "json")
         assert json.loads(out3) == rows, "the re-scan disagrees with the scan"
         q, _ = cli("--db", str(top / "j2.sqlite"), "--signature", "ZERO_LOSS", "-f", "csv")
@@ -167,7 +175,7 @@ def main() -> None:
               f"  [target >= 1.7x: {'ok' if j1 / j2 >= 1.7 else 'MISSED'}]")
         # The same runs were analysed twice: if a run takes longer inside a --jobs 2 worker than in
         # the --jobs 1 process, the two workers did not have two cores to themselves (a shared machine).
-        print(f"  mean analysis time per run: --jobs 1 {1000 * w1 / n:.1f} ms, --jobs 2 {1000 * w2 / n:.1f} ms;"
+        print(f"  mean analysis time per run (last attempt): --jobs 1 {1000 * w1 / n:.1f} ms, --jobs 2 {1000 * w2 / n:.1f} ms;"
               f" workers busy {w2 / j2:.2f} of 2 (load average now {load()})")
         print(f"  speed-up if the two workers had run at --jobs 1 pace: {j1 / (j2 - (w2 - w1) / 2):.2f}x")
         print(f"re-scan, unchanged tree:   {re2:6.2f} s  [target <= 2 s: {'ok' if re2 <= 2 else 'MISSED'}]")
