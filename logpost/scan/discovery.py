@@ -23,6 +23,7 @@ Until the parser reads a run directory itself, :func:`primary_log` chooses the o
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -87,9 +88,13 @@ def bare_name(name: str) -> str:
     return name[:-3] if name.lower().endswith(".gz") else name
 
 
+@functools.cache
+def _glob_regex(globs: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs) or "(?!)")
+
+
 def is_log_name(name: str, globs: tuple[str, ...]) -> bool:
-    bare = bare_name(name)
-    return any(fnmatch.fnmatchcase(bare, g) for g in globs)
+    return _glob_regex(globs).match(bare_name(name)) is not None
 
 
 def stem(name: str) -> str:
@@ -102,7 +107,7 @@ def stem(name: str) -> str:
 
 
 def _excluded(name: str, excludes: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in excludes)
+    return _glob_regex(excludes).match(name) is not None
 
 
 def _stat_file(path: str) -> LogFile | None:
