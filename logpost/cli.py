@@ -6,11 +6,12 @@ Exit codes: 0 nothing at or above ``--fail-on``; 1 something is; 2 usage error o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import locale
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -210,6 +211,91 @@ def explain(sig_id: str, lang: str | None) -> None:
             scope = f" [{', '.join(step.frameworks)}]" if step.frameworks else ""
             click.echo(f"{i}.{scope} {step.text[lg]}")
         click.echo("")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
+@click.option("-f", "--format", "fmt", type=click.Choice(("terminal", "csv", "json", "md", "html")),
+              default="terminal", show_default=True, help="Output format (md/html: an index with counts and a plot).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to this file (atomically).")
+@click.option("--db", default=None, help="Catalog (SQLite) [default: $LOGPOST_DB or ~/.local/share/logpost/runs.sqlite].")
+@click.option("--no-db", is_flag=True, help="Keep no catalog (analyse everything, remember nothing).")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=None, help="Worker processes [default: all cores].")
+@click.option("--dask", "dask", metavar="ADDRESS", default=None, help="Analyse on this Dask scheduler's workers.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Write each run's postmortem here.")
+@click.option("--glob", "globs", multiple=True, help="Log file names (repeatable; replaces the defaults).")
+@click.option("--exclude", "excludes", multiple=True, help="Folder names to skip (repeatable; adds to .*, wandb).")
+@click.option("--force", is_flag=True, help="Re-analyse every run, changed or not.")
+@click.option("--signature", default=None, help="Only runs with one of these findings (comma-separated ids).")
+@click.option("--verdict", default=None, help="Only these verdicts (failed,degraded,unknown,healthy,error).")
+@click.option("--framework", default=None, help="Only these frameworks (comma-separated).")
+@click.option("--since", default=None, help="Only runs whose logs were last written on/after this UTC date.")
+@click.option("--until", default=None, help="Only runs whose logs were last written before this UTC date.")
+@click.option("--lang", type=click.Choice(("en", "zh", "both")), default=None,
+              help="Language [default: both for md/html and reports, the locale's for the terminal].")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True,
+              help="Exit 1 when a listed run has a finding at or above this severity.")
+@click.option("--select", default=None, help="Only these signature ids (comma-separated).")
+@click.option("--ignore", default=None, help="Skip these signature ids (comma-separated).")
+@click.option("--rules", "rules", multiple=True, type=click.Path(), help="Folder of extra TOML rules (repeatable).")
+@click.option("--color/--no-color", default=None, help="Colour the terminal table [default: when a TTY].")
+@handle_errors
+def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, no_db: bool, jobs: int | None,
+         dask: str | None, report_dir: str | None, globs: tuple[str, ...], excludes: tuple[str, ...], force: bool,
+         signature: str | None, verdict: str | None, framework: str | None, since: str | None, until: str | None,
+         lang: str | None, fail_on: str, select: str | None, ignore: str | None, rules: tuple[str, ...],
+         color: bool | None) -> None:
+    """Find the runs under PATH, analyse them in parallel and list them; or query the catalog.
+
+    \b
+    Example:
+      logpost scan /mnt/runs
+      logpost scan /mnt/runs -f html -o index.html --report-dir reports/
+      logpost scan /mnt/runs --db runs.sqlite
+      logpost scan --db runs.sqlite --signature ZERO_LOSS --since 2026-01-01 --verdict failed -f csv
+      logpost scan /mnt/runs --dask tcp://scheduler:8786
+    """
+    from logpost import scan as lib
+    from logpost.analyze import Options
+    from logpost.scan.outputs import render
+
+    filters = lib.parse_filters(signature, verdict, framework, since, until)
+    if no_db and not paths:
+        raise InputError("--no-db needs a PATH to scan (a query reads the catalog)")
+    if paths:
+        opts = lib.ScanOptions(
+            db=":memory:" if no_db else db, jobs=jobs, dask=dask, report_dir=report_dir, force=force,
+            analysis=Options(select=_ids(select), ignore=_ids(ignore), rules=rules), filters=filters,
+            globs=globs or lib.DEFAULT_GLOBS, excludes=lib.DEFAULT_EXCLUDES + excludes, report_lang=lang or "both")
+        with _scan_progress() as progress:
+            result = lib.scan(paths, opts, progress)
+    else:
+        result = lib.query(db, filters)
+    colour = color if color is not None else (output is None and sys.stdout.isatty())
+    emit(render(result, fmt, lang or ("both" if fmt in ("md", "html") else _default_lang()), bool(colour), output),
+         output)
+    worst = result.worst()
+    sys.exit(1 if worst is not None and worst >= Severity.parse(fail_on) else 0)
+
+
+@contextlib.contextmanager
+def _scan_progress() -> Iterator[Callable[..., None] | None]:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int, outcome: Any) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label="analysing", file=sys.stderr).__enter__()
+        state["bar"].update(1)
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
 
 
 if __name__ == "__main__":  # pragma: no cover

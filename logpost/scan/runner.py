@@ -1,0 +1,265 @@
+"""Analysing runs: the per-run worker (spawn-safe, module level) and the ways to run it in parallel.
+
+:func:`analyze_task` is what a worker process (or a Dask worker) executes for one run. It never
+raises: a run that cannot be analysed comes back as an outcome with status ``error`` and the reason,
+so one bad run never stops a scan. :func:`run_local` fans tasks over a process pool; :func:`run_dask`
+over an existing Dask cluster. Both yield outcomes as they finish; the caller commits each one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Generator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from logpost import __version__
+from logpost.analyze import Options
+from logpost.model import InputError, Postmortem
+from logpost.scan.discovery import RunSpec, primary_log
+
+WINDOW = 4  # tasks queued per worker: enough to keep workers busy, few enough to stay small in memory
+MAX_ATTEMPTS = 2  # a run in flight when a worker process dies is retried once in a fresh pool
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run to analyse, with everything a worker needs (picklable)."""
+
+    spec: RunSpec
+    options: Options
+    analysis_sig: str
+    report_format: str | None = None  # "md" today; "html" once the HTML renderer lands
+    report_lang: str = "both"
+
+
+@dataclass
+class Outcome:
+    """What a worker returns: the catalog row, the findings, and the rendered report (if asked)."""
+
+    run: dict[str, Any]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    report: str | None = None
+
+
+# ------------------------------------------------------------------ the two switch points for the lead
+
+
+def analyze_run(spec: RunSpec, options: Options) -> Postmortem:
+    """Analyse one run. Today: its primary log (see :func:`primary_log`). Once the parser reads a
+    run directory itself (branch ``ingest``), this becomes ``analyze(spec.path, options)``."""
+    from logpost.analyze import analyze
+
+    return analyze(primary_log(spec), options)
+
+
+def render_report(pm: Postmortem, fmt: str, lang: str = "both") -> str:
+    """The per-run postmortem in ``fmt`` (``md`` today; ``html`` once ``render_html`` lands)."""
+    from logpost.report import render
+
+    if fmt == "md":
+        return render.render_markdown(pm, lang)
+    renderer = getattr(render, f"render_{fmt}", None)
+    if renderer is None:
+        raise InputError(f"per-run reports in {fmt!r} are not available (choose md)")
+    return str(renderer(pm, lang))
+
+
+REPORT_FORMATS = ("md", "html")
+
+
+# ------------------------------------------------------------------ the worker
+
+
+def analysis_fingerprint(options: Options) -> str:
+    """What, besides the logs, decides a run's analysis: the logpost version, the catalogue files
+    (built-in and ``--rules``) and the signature selection. A change re-analyses every run.
+
+    Raises:
+        InputError: a rules folder does not exist.
+    """
+    from logpost.signatures.registry import CATALOGUE
+
+    h = hashlib.sha256(f"logpost {__version__}\n".encode())
+    for folder in (CATALOGUE, *map(Path, options.rules)):
+        if not folder.is_dir():
+            raise InputError(f"{folder}: rules folder not found")
+        for path in sorted(folder.glob("*.toml")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(repr((sorted(options.select), sorted(options.ignore))).encode())
+    return h.hexdigest()[:32]
+
+
+def base_row(task: Task) -> dict[str, Any]:
+    spec = task.spec
+    return {"path": spec.path, "kind": spec.kind, "files": [[f.path, f.size, f.mtime_ns] for f in spec.files],
+            "files_sig": spec.files_sig, "analysis_sig": task.analysis_sig, "mtime_ns": spec.mtime_ns,
+            "logpost_version": __version__,
+            "analyzed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def error_outcome(task: Task, message: str) -> Outcome:
+    return Outcome({**base_row(task), "status": "error", "error": message})
+
+
+def analyze_task(task: Task) -> Outcome:
+    """Analyse one run; never raises (a failure is an outcome with status ``error``)."""
+    start = time.perf_counter()
+    try:
+        if task.spec.error:
+            return error_outcome(task, task.spec.error)
+        pm = analyze_run(task.spec, task.options)
+        outcome = outcome_of(task, pm)
+        if task.report_format:
+            outcome.report = render_report(pm, task.report_format, task.report_lang)
+    except InputError as exc:
+        return error_outcome(task, str(exc))
+    except Exception as exc:  # a parser bug on one run must not stop the scan; the row says what broke
+        return error_outcome(task, f"{_where(task.spec)}: internal error: {type(exc).__name__}: {exc}")
+    outcome.run["seconds"] = round(time.perf_counter() - start, 4)
+    return outcome
+
+
+def _where(spec: RunSpec) -> str:
+    try:
+        return primary_log(spec)
+    except InputError:
+        return spec.path
+
+
+def outcome_of(task: Task, pm: Postmortem) -> Outcome:
+    from logpost.report.context import run_summary
+
+    s = run_summary(pm)
+    runtime = pm.run.frame["train_runtime"].dropna()
+    duration = float(runtime.max()) if len(runtime) else None
+    worst = pm.worst
+    run = {**base_row(task), "status": "ok", "error": None, "primary_log": pm.source,
+           "verdict": pm.verdict.value, "worst": worst.label if worst is not None else None,
+           "framework": s.framework, "model": s.model, "first_step": s.first_step, "last_step": s.last_step,
+           "train_records": s.train_records, "loss_first": _finite(s.loss_first), "loss_min": _finite(s.loss_min),
+           "loss_last": _finite(s.loss_last), "duration": _finite(duration),
+           "completed": None if s.completed is None else int(s.completed)}
+    findings = [{"id": f.id, "severity": f.severity.label, "confidence": round(f.confidence, 3),
+                 "first_step": f.first_step, "first_line": f.first_line, "title": dict(f.title)}
+                for f in pm.findings]
+    return Outcome(run, findings)
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+# ------------------------------------------------------------------ running many
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """How worker processes start.
+
+    ``fork`` when it is safe: on Linux, from a process with no other thread (the CLI), children
+    inherit the imported analysis stack and start at once. Otherwise (threads, macOS) a fork server
+    that imports the analysis stack once, or ``spawn`` where there is none (Windows). The worker is a
+    module-level function, so every method works.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and sys.platform.startswith("linux") and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["logpost.scan.runner"])  # pandas & co. imported once, not per worker
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def run_local(tasks: list[Task], jobs: int | None = None) -> Generator[Outcome, None, None]:
+    """Analyse ``tasks`` over ``jobs`` worker processes, yielding outcomes as they finish.
+
+    With one job (or one task) the work runs in this process. A worker process that dies (killed,
+    out of memory, a crash in native code) breaks the pool: the runs that were in flight are retried
+    once in a fresh pool, then reported as errors.
+    """
+    jobs = jobs or default_jobs()
+    if jobs <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            yield analyze_task(t)
+        return
+    pending = deque(tasks)
+    attempts: dict[str, int] = {}
+    ctx = pool_context()
+    while pending:
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx)
+        inflight: dict[Future[Outcome], Task] = {}
+        broken = False
+        try:
+            while (pending or inflight) and not broken:
+                while pending and len(inflight) < jobs * WINDOW:
+                    t = pending.popleft()
+                    inflight[pool.submit(analyze_task, t)] = t
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    t = inflight.pop(fut)
+                    try:
+                        outcome = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        inflight[fut] = t  # handled with the rest of the in-flight runs below
+                        continue
+                    yield outcome
+            if broken:
+                for fut, t in inflight.items():
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        yield fut.result()
+                        continue
+                    attempts[t.spec.path] = attempts.get(t.spec.path, 0) + 1
+                    if attempts[t.spec.path] < MAX_ATTEMPTS:
+                        pending.appendleft(t)
+                    else:
+                        yield error_outcome(t, "the worker process died while analysing this run"
+                                               " (killed, out of memory or crashed)")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_dask(tasks: list[Task], address: str, timeout: float = 30) -> Generator[Outcome, None, None]:
+    """Analyse ``tasks`` on an existing Dask cluster (``dask.distributed``); the workers must see
+    the same paths (a shared file system) and have logpost installed.
+
+    Raises:
+        InputError: dask.distributed is missing or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise InputError("--dask needs dask.distributed (pip install 'logpost[dask]')") from None
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        futures = client.map(analyze_task, tasks, pure=False)
+        task_of = {f.key: t for f, t in zip(futures, tasks, strict=True)}
+        for fut in as_completed(futures):
+            try:
+                yield fut.result()
+            except Exception as exc:  # a worker died repeatedly on this run (KilledWorker) or similar
+                yield error_outcome(task_of[fut.key], f"dask: {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
