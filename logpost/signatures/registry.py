@@ -80,6 +80,7 @@ class Signature:
     patterns: tuple[Pattern, ...] = ()
     clues: tuple[Clue, ...] = ()
     path: str = ""
+    tests: tuple[Mapping[str, Any], ...] = ()  # [[tests]] cases: a corpus log or inline text, found or not
 
     def steps_for(self, frameworks: Iterable[str]) -> dict[str, tuple[str, ...]]:
         fw = set(frameworks)
@@ -178,12 +179,17 @@ def load_signature(path: Path) -> Signature:
     params = entry.get("params", {})
     if not isinstance(params, dict):
         raise InputError(f"{where}: [params] must be a table")
+    tests = entry.get("tests", [])
+    for i, case in enumerate(tests):
+        if not isinstance(case, dict) or not isinstance(case.get("found"), bool) \
+                or sum(isinstance(case.get(k), str) for k in ("log", "text")) != 1:
+            raise InputError(f"{where}: tests #{i + 1} needs one of 'log' or 'text' and a boolean 'found'")
     return Signature(
         id=sig_id, severity=severity, status=status,
         title=_texts(entry, "title", where), summary=_texts(entry, "summary", where),
         why=_texts(entry, "why", where), remediation=tuple(steps), params=params,
         consequences=tuple(entry.get("consequences", ())), patterns=tuple(patterns),
-        clues=tuple(clues), path=where)
+        clues=tuple(clues), path=where, tests=tuple(tests))
 
 
 def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: tuple[str, ...],
