@@ -241,7 +241,7 @@ def divergence(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     if n < params["min_records"]:
         return []
     loss = rows["loss"]
-    k = max(2, n // params["head_fraction"])
+    k = params["head_records"]
     start = float(loss.iloc[:k].median())
     end = float(loss.iloc[-max(2, n // 4):].median())
     best = float(loss.rolling(k, min_periods=1).median().min())

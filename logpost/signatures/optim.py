@@ -78,7 +78,7 @@ def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     if n < params["min_records"]:
         return []
     g = rows["grad_norm"].to_numpy()
-    start = float(pd.Series(g[:max(3, n // 5)]).median())
+    start = float(pd.Series(g[:3]).median())  # the first three records: before any blow-up
     end = float(pd.Series(g[-max(3, n // 4):]).median())
     spikes = []
     for i in range(params["min_prior"], n):
@@ -134,7 +134,7 @@ def fp16_overflow(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
 
     evidence: list[Evidence] = [event_evidence(e) for e in fatal[:1]]
     evidence += [event_evidence(e) for e in overflow[:3]]
-    facts: dict[str, Any] = {"n_overflow": n_over, "min_scale": min_scale, "skip_share": None}
+    facts: dict[str, Any] = {"n_overflow": n_over or None, "min_scale": min_scale, "skip_share": None}
     confidence, severity = 0.0, None
     en: list[str] = []
     zh: list[str] = []

@@ -373,7 +373,7 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
     facts = {"first_step": hit.first_step, "first_line": hit.first_line, **hit.facts}
     summary = {}
     for lang in LANGS:
-        text = sig.summary[lang].format_map(_Facts(facts))
+        text = render_summary(sig.summary[lang], facts)
         extra = list(hit.notes.get(lang) or [])
         for clue in sig.clues:
             hits = [e for e in run.events if _search(clue.regex, e.text)]
@@ -386,6 +386,21 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
         title=sig.title, summary=summary, why=sig.why,
         remediation=sig.steps_for((run.framework,) if run.framework else ()), evidence=tuple(hit.evidence),
         first_step=hit.first_step, first_line=hit.first_line, facts=facts)
+
+
+_OPTIONAL = regex.compile(r"\[\[(.*?)\]\]", regex.S)
+_PLACEHOLDER = regex.compile(r"\{(\w+)\}")
+
+
+def render_summary(template: str, facts: Mapping[str, Any]) -> str:
+    """Fill a summary with a hit's facts. A ``[[...]]`` segment is kept only when every fact it
+    names is known, so a log without ranks or exit codes reads naturally instead of showing "?"."""
+
+    def optional(m: Any) -> str:
+        names = _PLACEHOLDER.findall(m.group(1))
+        return m.group(1) if all(facts.get(n) is not None for n in names) else ""
+
+    return _OPTIONAL.sub(optional, template).format_map(_Facts(facts))
 
 
 class _Facts(dict):  # type: ignore[type-arg]
