@@ -69,3 +69,10 @@ def test_case(sig_id, i, case, tmp_path):
 
 def test_catalogue_files_are_the_ids():
     assert sorted(p.stem for p in CATALOGUE.glob("*.toml")) == sorted(SIGS)
+
+
+def test_docs_are_generated_from_the_catalogue():
+    from logpost.signatures.docs import paths, render
+
+    for lang, path in paths().items():
+        assert path.read_text(encoding="utf-8") == render(lang), f"{path} is stale: run `make docs`"
