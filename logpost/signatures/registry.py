@@ -140,7 +140,10 @@ def load_signature(path: Path) -> Signature:
     sig_id = entry.get("id")
     if not isinstance(sig_id, str) or not regex.fullmatch(r"[A-Z][A-Z0-9_]{2,40}", sig_id):
         raise InputError(f"{where}: 'id' must be UPPER_SNAKE_CASE")
-    severity = Severity.parse(str(entry.get("severity", "")))
+    try:
+        severity = Severity.parse(str(entry.get("severity", "")))
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     status = entry.get("status", "stable")
     if status not in STATUSES:
         raise InputError(f"{where}: status must be one of {', '.join(STATUSES)}")
@@ -209,7 +212,10 @@ def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: 
     count = item.get("min_count", 1)
     if not isinstance(count, int) or count < 1:
         raise InputError(f"{where}: 'min_count' must be a positive integer")
-    sev = Severity.parse(item["severity"]) if "severity" in item else None
+    try:
+        sev = Severity.parse(str(item["severity"])) if "severity" in item else None
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count)
 
 
