@@ -133,7 +133,7 @@ import time  # noqa: E402
 
 from logpost.analyze import order, verdict  # noqa: E402
 from logpost.frame import build_frame  # noqa: E402
-from logpost.model import Event, RunLog, Severity  # noqa: E402
+from logpost.model import Event, RunLog  # noqa: E402
 from logpost.signatures.registry import run_signatures  # noqa: E402
 
 CATALOGUE_SIGS = load_catalogue()

@@ -11,12 +11,13 @@ from __future__ import annotations
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from logpost.signatures.registry import Signature, load_catalogue
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-TEXT = {
+TEXT: dict[str, dict[str, Any]] = {
     "en": {
         "title": "Signature catalogue",
         "intro": "Generated from `logpost/signatures/catalogue/*.toml` by `make docs`; do not edit by hand. "
