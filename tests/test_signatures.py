@@ -133,7 +133,7 @@ import time  # noqa: E402
 
 from logpost.analyze import order, verdict  # noqa: E402
 from logpost.frame import build_frame  # noqa: E402
-from logpost.model import Event, RunLog  # noqa: E402
+from logpost.model import Event, RunLog, Severity  # noqa: E402
 from logpost.signatures.registry import run_signatures  # noqa: E402
 
 CATALOGUE_SIGS = load_catalogue()
@@ -343,3 +343,13 @@ def test_cli_fail_on_warning():
     spike = fixture("hf/llava-918-lora-loss-spike-tqdm-lines.log")
     assert CliRunner().invoke(main, ["analyze", spike]).exit_code == 0  # a warning, below the default `error`
     assert CliRunner().invoke(main, ["analyze", spike, "--fail-on", "warning"]).exit_code == 1
+
+
+def test_crash_message_the_run_survived_is_a_warning():
+    rows = [{"loss": 1.5 - 0.01 * i, "grad_norm": 1.0, "learning_rate": 1e-5} for i in range(10)]
+    run = make_run([oom(50, 0)], rows, meta={"completed": True})  # OOM at line 50, training rows from line 100
+    found, v = diagnose(run)
+    f = next(f for f in found if f.id == "CUDA_OOM")
+    assert f.severity is Severity.WARNING and "not fatal" in f.summary["en"] and v.value == "degraded"
+    crashed = make_run([oom(150, 0)], rows)  # OOM after the last record, no summary: the crash
+    assert next(f for f in diagnose(crashed)[0] if f.id == "CUDA_OOM").severity is Severity.ERROR

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from logpost.frame import logged_nonfinite
-from logpost.model import Evidence, RunLog
+from logpost.model import Evidence, RunLog, Severity
 from logpost.signatures.registry import Hit, detector, event_evidence, find_events
 
 LR_BEFORE_STEP = r"tried to get lr value before scheduler/optimizer started stepping"
@@ -329,6 +329,8 @@ def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     if not hits:
         return []
     hit = hits[0]
+    if len(hits) > 1:
+        hit.severity = None  # a direct marker with the flat series: the entry's severity
     for other in hits[1:]:
         hit.evidence.extend(other.evidence)
         hit.confidence = max(hit.confidence, other.confidence)
@@ -362,9 +364,10 @@ def _flat_after_warmup(run: RunLog, params: Mapping[str, Any]) -> Hit | None:
     head_m, tail_m = float(tail["loss"].iloc[:q].median()), float(tail["loss"].iloc[-q:].median())
     if head_m <= 0 or abs(tail_m - head_m) / head_m > params["flat_rel_change"]:
         return None
+    # inferred from the series alone (a slow continued-pretraining run is flat too): a warning
     hit = Hit(evidence=row_evidence(run, tail.iloc[:1]) + row_evidence(run, tail.iloc[-1:]),
               confidence=params["flat_confidence"], first_step=_first(tail, "step"), first_line=_first(tail, "line"),
-              facts={"mode": "flat"})
+              facts={"mode": "flat"}, severity=Severity.WARNING)
     _note(hit, f"After the learning rate peaked the loss stays flat ({head_m:.4g} -> {tail_m:.4g} over {len(tail)} records).",
           f"learning rate 到峰值之后 loss 基本不动（{len(tail)} 条记录里从 {head_m:.4g} 到 {tail_m:.4g}）。")
     return hit

@@ -95,9 +95,12 @@ def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         evidence += row_evidence(run, rows.iloc[peak_i:peak_i + 1])
     facts = {"start": round(start, 4), "peak": float(g[peak_i]), "ratio": round(float(g[peak_i]) / start, 1)
              if start > 0 else None, "n_spikes": len(spikes), "n_rows": n}
+    # an error when the loss got worse too; a high grad_norm on a run whose loss still falls is a warning
+    losses = _finite(frame["loss"])
+    worse = len(losses) >= 3 and float(losses.iloc[-3:].median()) >= float(losses.iloc[:3].median())
     hit = Hit(evidence=evidence, confidence=params["confidence"], first_step=_first(rows.iloc[first_i:], "step"),
               first_line=_first(rows.iloc[first_i:], "line"), facts=facts,
-              severity=None if sustained else Severity.WARNING)
+              severity=None if sustained and worse else Severity.WARNING)
     if sustained:
         _note(hit, f"grad_norm stays high: its median over the last quarter is {end:.4g}, {end / start:.0f}x the start.",
               f"grad_norm 一直居高不下：最后四分之一的中位数是 {end:.4g}，是开始时的 {end / start:.0f} 倍。")

@@ -36,7 +36,8 @@ class Pattern:
     ``tags`` name the structured events (``Event.data["tag"]``) that match without the regex;
     ``field`` picks what the regex reads (the event text, a traceback's frames or its message);
     ``confidence`` ranks a direct marker above an inference; ``severity`` overrides the entry's
-    (a per-sample warning is milder than a fatal error); ``min_count`` asks for a flood.
+    (a per-sample warning is milder than a fatal error); ``min_count`` asks for a flood;
+    ``exclude`` names look-alike lines that are not the failure (pip's resolver notes, ...).
     """
 
     regex: Any  # compiled `regex` pattern
@@ -48,6 +49,7 @@ class Pattern:
     confidence: float = 0.9
     severity: Severity | None = None
     min_count: int = 1
+    exclude: Any = None  # compiled regex: a matching line that also matches this is not the failure
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Signature:
     clues: tuple[Clue, ...] = ()
     path: str = ""
     tests: tuple[Mapping[str, Any], ...] = ()  # [[tests]] cases: a corpus log or inline text, found or not
+    fatal: bool = False  # a crash: when the log shows the run training on to its end, it was survived
 
     def steps_for(self, frameworks: Iterable[str]) -> dict[str, tuple[str, ...]]:
         fw = set(frameworks)
@@ -194,7 +197,7 @@ def load_signature(path: Path) -> Signature:
         title=_texts(entry, "title", where), summary=_texts(entry, "summary", where),
         why=_texts(entry, "why", where), remediation=tuple(steps), params=params,
         consequences=tuple(entry.get("consequences", ())), patterns=tuple(patterns),
-        clues=tuple(clues), path=where, tests=tuple(tests))
+        clues=tuple(clues), path=where, tests=tuple(tests), fatal=bool(entry.get("fatal", False)))
 
 
 def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: tuple[str, ...],
@@ -216,7 +219,13 @@ def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: 
         sev = Severity.parse(str(item["severity"])) if "severity" in item else None
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
-    return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count)
+    exclude = None
+    if "exclude" in item:
+        try:
+            exclude = regex.compile(str(item["exclude"]))
+        except regex.error as exc:
+            raise InputError(f"{where}: bad 'exclude' regex ({exc})") from None
+    return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count, exclude)
 
 
 def load_catalogue(extra_dirs: Iterable[str] = ()) -> dict[str, Signature]:
@@ -264,7 +273,10 @@ class _Matcher:
         if not text:
             return None
         try:
-            return pat.regex.search(text, timeout=REGEX_TIMEOUT)
+            m = pat.regex.search(text, timeout=REGEX_TIMEOUT)
+            if m and pat.exclude is not None and pat.exclude.search(text, timeout=REGEX_TIMEOUT):
+                return None
+            return m
         except TimeoutError:
             self.live.remove(pat)
             self.timed_out.append(pat.source)
@@ -359,8 +371,25 @@ def run_signatures(run: RunLog, sigs: Mapping[str, Signature]) -> list[Finding]:
         elif phits:
             hits = phits
         for hit in hits:
+            if sig.fatal:
+                survived(run, hit)
             findings.append(make_finding(sig, hit, run))
     return findings
+
+
+def survived(run: RunLog, hit: Hit) -> None:
+    """A crash message the run trained past to a normal end (a retried OOM with auto_find_batch_size,
+    an optional import that fell back) is a warning, not the failure of the run."""
+    frame = run.frame
+    finished = bool(run.meta.get("completed")) or bool((frame["kind"] == "summary").any())
+    last_line = max((e.line for e in hit.evidence if e.line is not None), default=None)
+    train_lines = frame.loc[frame["kind"] == "train", "line"].dropna()
+    if not finished or last_line is None or train_lines.empty or int(train_lines.max()) <= last_line:
+        return
+    hit.severity = Severity.WARNING
+    hit.confidence = min(hit.confidence, 0.5)
+    hit.notes["en"].append("The run kept training after this message and finished normally, so it was not fatal.")
+    hit.notes["zh"].append("出现这条信息之后训练还在继续，并且正常结束了，所以它并不致命。")
 
 
 def merge(hit: Hit, other: Hit) -> None:
