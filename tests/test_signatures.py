@@ -259,6 +259,8 @@ def test_grad_norm_pinned_sqrt3():
     assert "GRAD_NORM_PINNED" in [f.id for f in found]
     pinned = next(f for f in found if f.id == "GRAD_NORM_PINNED")
     assert "1.732" in pinned.summary["en"] and "√3" in pinned.summary["zh"]
+    clipped = [{"loss": 2.0 - 0.05 * i, "grad_norm": 1.0, "learning_rate": 1e-5} for i in range(12)]
+    assert "GRAD_NORM_PINNED" not in [f.id for f in diagnose(make_run(records=clipped))[0]]
 
 
 def test_verdict_degraded_on_warnings_only_and_unknown_without_loss():
@@ -346,7 +348,7 @@ def test_cli_fail_on_warning():
 
 
 def test_crash_message_the_run_survived_is_a_warning():
-    rows = [{"loss": 1.5 - 0.01 * i, "grad_norm": 1.0, "learning_rate": 1e-5} for i in range(10)]
+    rows = [{"loss": 1.5 - 0.01 * i, "grad_norm": 1.0 + 0.01 * i, "learning_rate": 1e-5} for i in range(10)]
     run = make_run([oom(50, 0)], rows, meta={"completed": True})  # OOM at line 50, training rows from line 100
     found, v = diagnose(run)
     f = next(f for f in found if f.id == "CUDA_OOM")

@@ -203,11 +203,16 @@ def grad_norm_pinned(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         return []
     pinned = rows.iloc[best_end - best_len + 1:best_end + 1]
     loss_zero = bool((pinned["loss"].dropna() == 0).all() and pinned["loss"].notna().any())
+    sqrt3 = abs(value - math.sqrt(3)) < 1e-6
+    # a constant norm with a loss that still moves can be a loop logging the clipped value (= max_grad_norm);
+    # the failure is the pinned norm with the loss collapsed to 0, or the DeepSpeed sqrt(3) value itself
+    if not (loss_zero or sqrt3):
+        return []
     facts = {"value": value, "n_pinned": best_len, "n_rows": len(g), "loss_zero": loss_zero}
     hit = Hit(evidence=row_evidence(run, pinned.head(params["evidence_rows"])) + row_evidence(run, pinned.tail(1)),
               confidence=params["confidence_loss_zero"] if loss_zero else params["confidence"],
               first_step=_first(pinned, "step"), first_line=_first(pinned, "line"), facts=facts)
-    if abs(value - math.sqrt(3)) < 1e-6:
+    if sqrt3:
         _note(hit, "The value is sqrt(3) = 1.7320508..., the signature of the DeepSpeed 0.12.4-0.12.6 gradient bug.",
               "这个值是 √3 = 1.7320508…，正是 DeepSpeed 0.12.4–0.12.6 梯度 bug 的特征值。")
     if loss_zero:
