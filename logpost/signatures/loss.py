@@ -33,7 +33,7 @@ def ordered_train(run: RunLog) -> pd.DataFrame:
 
 
 def row_evidence(run: RunLog, rows: pd.DataFrame) -> list[Evidence]:
-    texts = run.frame.attrs.get("texts", [])
+    texts = run.meta.get("_texts") or run.frame.attrs.get("texts", [])
     out = []
     for idx, row in rows.iterrows():
         text = texts[idx] if idx < len(texts) else ""
@@ -208,10 +208,12 @@ def loss_spike(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     record is back near that median: an isolated spike that recovered."""
     rows = finite_losses(run)
     loss = rows["loss"].to_numpy()
+    # median of the `window` records before each one
+    prior = pd.Series(loss).rolling(params["window"], min_periods=1).median().shift(1).to_numpy()
     spikes = []
     for i in range(params["min_prior"], len(loss) - 1):
-        base = float(pd.Series(loss[max(0, i - params["window"]):i]).median())
-        if base <= 0:
+        base = float(prior[i])
+        if not base > 0:
             continue
         jump = loss[i] / base
         if jump >= params["factor"] and loss[i] - base >= params["min_delta"] \

@@ -80,11 +80,9 @@ def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     g = rows["grad_norm"].to_numpy()
     start = float(pd.Series(g[:3]).median())  # the first three records: before any blow-up
     end = float(pd.Series(g[-max(3, n // 4):]).median())
-    spikes = []
-    for i in range(params["min_prior"], n):
-        base = float(pd.Series(g[max(0, i - params["window"]):i]).median())
-        if base > 0 and g[i] >= params["spike_factor"] * base and g[i] >= params["min_abs"]:
-            spikes.append(i)
+    prior = pd.Series(g).rolling(params["window"], min_periods=1).median().shift(1).to_numpy()
+    spikes = [i for i in range(params["min_prior"], n)
+              if prior[i] > 0 and g[i] >= params["spike_factor"] * prior[i] and g[i] >= params["min_abs"]]
     sustained = start > 0 and end >= params["sustained_factor"] * start and end >= params["min_abs"]
     if not spikes and not sustained:
         return []
