@@ -23,7 +23,8 @@ _EXIT = regex.compile(
     r"|exitcode\s*:\s*(?P<code>-?\d+)"
     r"|returned non-zero exit status (?P<code>-?\d+)"
     r"|Signal (?P<signal>\d+) \(SIG\w+\) received by PID"
-    r"|exited with (?:exit )?code (?P<code>\d+)")
+    r"|exited with (?:exit )?code (?P<code>\d+)"
+    r"|Exited with exit code (?P<code>\d+)")
 SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 7: "SIGBUS", 15: "SIGTERM", 2: "SIGINT"}
 
 
