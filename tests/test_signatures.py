@@ -355,3 +355,19 @@ def test_crash_message_the_run_survived_is_a_warning():
     assert f.severity is Severity.WARNING and "not fatal" in f.summary["en"] and v.value == "degraded"
     crashed = make_run([oom(150, 0)], rows)  # OOM after the last record, no summary: the crash
     assert next(f for f in diagnose(crashed)[0] if f.id == "CUDA_OOM").severity is Severity.ERROR
+
+
+def test_static_loss_scale_is_not_fp16_overflow():
+    # Megatron prints "loss scale: 1.0" on every bf16 iteration: static scaling, not a collapse
+    rows = [{"loss": 2.1 - 0.01 * i, "grad_norm": 0.2, "learning_rate": 4e-5, "loss_scale": 1.0} for i in range(10)]
+    assert "FP16_OVERFLOW" not in [f.id for f in diagnose(make_run(records=rows))[0]]
+    rows = [{**r, "loss_scale": 2.0 ** (12 - i)} for i, r in enumerate(rows)]  # a dynamic scale falling to 8
+    assert "FP16_OVERFLOW" in [f.id for f in diagnose(make_run(records=rows))[0]]
+
+
+def test_megatron_skipped_iterations_and_slow_iterations():
+    rows = [{"step": 100 * (i + 1), "loss": 2.0, "learning_rate": 1e-4, "skipped_iterations": 0.0 if i < 5 else 90.0,
+             "iteration_time_s": 10.0 if i < 6 else 40.0} for i in range(10)]
+    found = {f.id: f for f in diagnose(make_run(records=rows))[0]}
+    assert "FP16_OVERFLOW" in found and "SLOW_THROUGHPUT" in found
+    assert "4.0x slower" in found["SLOW_THROUGHPUT"].summary["en"]

@@ -27,6 +27,8 @@ MEANING = {  # what an exit code means in practice (shared/formats/deepspeed.md,
 # throughput columns frameworks log, best first (torchtitan tps, Axolotl tokens/s, DeepSpeed samples/s)
 THROUGHPUT_COLUMNS = ("tps", "tokens/train_per_sec_per_gpu", "tokens_per_second_per_gpu", "SamplesPerSec",
                       "samples_per_second", "RunningAvgSamplesPerSec", "throughput")
+# time per step columns, lower is better (Megatron "elapsed time per iteration")
+STEP_TIME_COLUMNS = ("iteration_time_s", "iteration_time_ms", "step_time")
 _SEC_PER_IT = regex.compile(r"(?P<sec>\d+(?:\.\d+)?)s/it\b")
 
 
@@ -82,7 +84,7 @@ def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
 def slow_throughput(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     """Throughput that falls well below its own earlier level, or steps that take many minutes."""
     frame = ordered_train(run)
-    for col in THROUGHPUT_COLUMNS:
+    for col in THROUGHPUT_COLUMNS + STEP_TIME_COLUMNS:
         if col not in frame:
             continue
         rows = frame[frame[col].notna() & (pd.to_numeric(frame[col], errors="coerce") > 0)]
@@ -90,6 +92,8 @@ def slow_throughput(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         if n < params["min_records"]:
             continue
         v = pd.to_numeric(rows[col])
+        if col in STEP_TIME_COLUMNS:
+            v = 1.0 / v  # steps per unit time: the same "higher is better" test
         early = float(v.iloc[: n // 2].median())
         late = float(v.iloc[-max(2, n // 4):].median())
         if early > 0 and late <= params["drop_share"] * early:
@@ -97,8 +101,12 @@ def slow_throughput(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
             hit = Hit(evidence=row_evidence(run, rows.iloc[:1]) + row_evidence(run, rows.iloc[pos:pos + 1]),
                       confidence=params["drop_confidence"], first_step=_first(rows.iloc[pos:], "step"),
                       first_line=_first(rows.iloc[pos:], "line"), facts={"column": col})
-            _note(hit, f"{col} fell from a median of {early:.4g} to {late:.4g} ({100 * late / early:.0f}%).",
-                  f"{col} 的中位数从 {early:.4g} 掉到了 {late:.4g}（只剩 {100 * late / early:.0f}%）。")
+            if col in STEP_TIME_COLUMNS:
+                _note(hit, f"{col} rose from a median of {1 / early:.4g} to {1 / late:.4g} ({early / late:.1f}x slower).",
+                      f"{col} 的中位数从 {1 / early:.4g} 涨到了 {1 / late:.4g}（慢了 {early / late:.1f} 倍）。")
+            else:
+                _note(hit, f"{col} fell from a median of {early:.4g} to {late:.4g} ({100 * late / early:.0f}%).",
+                      f"{col} 的中位数从 {early:.4g} 掉到了 {late:.4g}（只剩 {100 * late / early:.0f}%）。")
             return [hit]
     slow = []
     for e in run.events:

@@ -123,12 +123,18 @@ def fp16_overflow(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         if m:
             scales += [float(v) for v in m.groupdict().values() if v is not None]
     col = _finite(run.frame["loss_scale"])
-    if len(col):
+    # a constant scale is static scaling (Megatron prints "loss scale: 1.0" for bf16): not dynamic fp16
+    if col.nunique() > 1:
         scales.append(float(col.min()))
+    else:
+        col = col.iloc[0:0]
     min_scale = min(scales) if scales else None
     opt = run.frame[run.frame["kind"] == "optimizer"].dropna(subset=["step", "skipped_steps"])
     opt = opt[opt["step"] >= params["skip_min_step"]]
     skip_share = float((opt["skipped_steps"] / opt["step"].astype(float)).iloc[-1]) if len(opt) else None
+    mega = _megatron_skips(run.frame)
+    if mega is not None and (skip_share is None or mega[0] > skip_share):
+        skip_share, opt = mega
     lr_warn = find_events(run, ("lr_before_step",), LR_BEFORE_STEP)
     train = ordered_train(run)
     lr_zero = bool(train["learning_rate"].notna().any() and (train["learning_rate"].dropna() == 0).all())
@@ -160,8 +166,14 @@ def fp16_overflow(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         facts["skip_share"] = round(skip_share, 3)
         confidence = max(confidence, params["skipped_confidence"])
         evidence += row_evidence(run, opt.tail(1))
-        en.append(f"DeepSpeed skipped {int(last['skipped_steps'])} of {int(last['step'])} steps.")
-        zh.append(f"DeepSpeed 在 {int(last['step'])} 步里跳过了 {int(last['skipped_steps'])} 步。")
+        if mega is not None and opt is mega[1]:
+            en.append(f"Megatron skipped {int(last['skipped_steps'])} iterations in the interval ending at "
+                      f"iteration {int(last['step'])} ({100 * skip_share:.0f}%).")
+            zh.append(f"截至第 {int(last['step'])} 次迭代的这个区间里，Megatron 跳过了 {int(last['skipped_steps'])} 次迭代"
+                      f"（{100 * skip_share:.0f}%）。")
+        else:
+            en.append(f"DeepSpeed skipped {int(last['skipped_steps'])} of {int(last['step'])} steps.")
+            zh.append(f"DeepSpeed 在 {int(last['step'])} 步里跳过了 {int(last['skipped_steps'])} 步。")
     if lr_warn and (lr_zero or sum(e.count for e in lr_warn) >= params["persistent_lr_warnings"]):
         # the HF warning appears under DeepSpeed when its scheduler has not stepped: every step was skipped
         if not confidence:
@@ -180,6 +192,24 @@ def fp16_overflow(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     hit.notes["en"].extend(en)
     hit.notes["zh"].extend(zh)
     return [hit]
+
+
+def _megatron_skips(frame: pd.DataFrame) -> tuple[float, pd.DataFrame] | None:
+    """Megatron prints "number of skipped iterations: N" per logging interval (not cumulative):
+    the share of the last interval's iterations that were skipped, with that row."""
+    if "skipped_iterations" not in frame:
+        return None
+    rows = frame[frame["skipped_iterations"].notna() & frame["step"].notna()].sort_values("step")
+    if len(rows) < 2:
+        return None
+    steps = rows["step"].astype(float)
+    interval = float(steps.diff().dropna().median())
+    if not interval > 0:
+        return None
+    last = rows.tail(1)
+    share = float(last["skipped_iterations"].iloc[0]) / interval
+    out = last.assign(skipped_steps=last["skipped_iterations"], step=last["step"])
+    return share, out
 
 
 @detector("GRAD_NORM_PINNED")
