@@ -371,3 +371,10 @@ def test_megatron_skipped_iterations_and_slow_iterations():
     found = {f.id: f for f in diagnose(make_run(records=rows))[0]}
     assert "FP16_OVERFLOW" in found and "SLOW_THROUGHPUT" in found
     assert "4.0x slower" in found["SLOW_THROUGHPUT"].summary["en"]
+
+
+def test_megatron_nan_iterations_are_nan_loss():
+    rows = [{"step": 10 * (i + 1), "loss": 2.0, "learning_rate": 1e-4, "nan_iterations": 0.0 if i < 4 else 3.0}
+            for i in range(6)]
+    f = next(f for f in diagnose(make_run(records=rows))[0] if f.id == "NAN_LOSS")
+    assert f.first_step == 50 and "nan iterations" in f.summary["en"]

@@ -151,7 +151,9 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         eval_bad |= logged_nonfinite(frame, "train_loss")
     # loss nan with grad_norm exactly 0 is 0/0 over zero supervised tokens: ZERO_LOSS, not a blow-up
     empty_labels = loss_bad & (frame["grad_norm"] == 0)
-    bad = ((loss_bad & ~empty_labels) | grad_bad | eval_bad)
+    # Megatron counts them itself: "number of nan iterations: N" per logging interval
+    nan_iters = (frame["nan_iterations"] > 0) if "nan_iterations" in frame else pd.Series(False, index=frame.index)
+    bad = ((loss_bad & ~empty_labels) | grad_bad | eval_bad | nan_iters)
     if int(bad.sum()) < params["min_records"]:
         return []
     rows = frame[bad]
@@ -166,7 +168,7 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         "n_bad": int(bad.sum()),
         "n_rows": len(frame),
         "what": ", ".join(c for c, m in (("loss", loss_bad & ~empty_labels), ("grad_norm", grad_bad),
-                                          ("eval_loss", eval_bad)) if m.any()),
+                                          ("eval_loss", eval_bad), ("nan iterations", nan_iters)) if m.any()),
         "masked": len(masked),
         "lr_at_first": None if pd.isna(rows.iloc[0]["learning_rate"]) else float(rows.iloc[0]["learning_rate"]),
     }
