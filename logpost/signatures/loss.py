@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from logpost.frame import logged_nonfinite
@@ -210,8 +211,9 @@ def loss_spike(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     record is back near that median: an isolated spike that recovered."""
     rows = finite_losses(run)
     loss = rows["loss"].to_numpy()
-    # median of the `window` records before each one
-    prior = pd.Series(loss).rolling(params["window"], min_periods=1).median().shift(1).to_numpy()
+    # median and median absolute deviation of the `window` records before each one
+    roll = pd.Series(loss).rolling(params["window"], min_periods=1)
+    prior = roll.median().shift(1).to_numpy()
     spikes = []
     for i in range(params["min_prior"], len(loss) - 1):
         base = float(prior[i])
@@ -220,8 +222,13 @@ def loss_spike(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         jump = loss[i] / base
         if jump >= params["factor"] and loss[i] - base >= params["min_delta"] \
                 and loss[i + 1] <= params["recover_factor"] * base:
+            window = loss[max(0, i - params["window"]):i]
+            mad = float(np.median(np.abs(window - base)))
+            if mad > 0 and (loss[i] - base) / mad < params["min_mads"]:
+                continue  # within this run's own noise
             spikes.append((i, base, jump))
-    if not spikes:
+    # a "spike" on more than a few percent of the records is the run's noise, not an event
+    if not spikes or len(spikes) > max(1, params["max_share"] * len(loss)):
         return []
     idx = [rows.index[i] for i, _, _ in spikes]
     first_i, base, jump = spikes[0]
