@@ -378,3 +378,39 @@ def test_megatron_nan_iterations_are_nan_loss():
             for i in range(6)]
     f = next(f for f in diagnose(make_run(records=rows))[0] if f.id == "NAN_LOSS")
     assert f.first_step == 50 and "nan iterations" in f.summary["en"]
+
+
+# ------------------------------------------------------------------ detectors never raise on odd input
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NUM = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=32),
+                 st.sampled_from([0.0, 1.0, -1.0, 1e30, 1.7320508075688772]))
+_RECORD = st.fixed_dictionaries({
+    "kind": st.sampled_from(["train", "train", "eval", "summary", "optimizer"]),
+    "step": st.one_of(st.none(), st.integers(0, 50)),
+    "loss": _NUM, "grad_norm": _NUM, "learning_rate": _NUM, "eval_loss": _NUM, "loss_scale": _NUM,
+    "skipped_steps": _NUM, "train_loss": _NUM,
+})
+_TAGS = st.sampled_from([None, "overflow", "loss_scale_min", "lr_before_step", "exit", "nccl_timeout", "nccl_error",
+                         "cuda_oom", "killed"])
+_EVENT = st.builds(
+    lambda kind, line, text, tag, code, scale: Event(kind, line, text, data={"tag": tag, "code": code,
+                                                                             "attempted_scale": scale}),
+    st.sampled_from(["error", "warning", "traceback", "info"]), st.integers(1, 500),
+    st.sampled_from(["Killed", "exits with return code = -9", "OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 0",
+                     "failed (exitcode: x)", "CUDA out of memory", "", "exitcode  : 1 (pid: 3)", "s/it 9999s/it"]),
+    _TAGS, st.one_of(st.none(), st.integers(-20, 300), st.text(max_size=3)), _NUM)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_RECORD, max_size=25), st.lists(_EVENT, max_size=8))
+def test_detectors_never_raise(records, events):
+    for r in records:
+        if r["kind"] == "train" and r["step"] is None:
+            r["step"] = 0
+    run = make_run(events, records, meta={"completed": bool(len(records) % 2)})
+    found, v = diagnose(run)
+    assert v.value in ("failed", "degraded", "healthy", "unknown")
+    for f in found:
+        assert f.summary["en"] and f.summary["zh"] and "{" not in f.summary["en"]
