@@ -414,3 +414,8 @@ def test_detectors_never_raise(records, events):
     assert v.value in ("failed", "degraded", "healthy", "unknown")
     for f in found:
         assert f.summary["en"] and f.summary["zh"] and "{" not in f.summary["en"]
+
+
+def test_lr_zero_on_deepspeed_step_lines():
+    rows = [{"kind": "optimizer", "step": s, "skipped_steps": 0.0, "learning_rate": 0.0} for s in (10, 20, 30, 40)]
+    assert "LR_ANOMALY" in [f.id for f in diagnose(make_run(records=rows))[0]]

@@ -30,6 +30,8 @@ def _finite(series: pd.Series) -> pd.Series:
 def lr_anomaly(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     """The learning rate stays 0 (the scheduler never stepped), or a finished run never left warmup."""
     frame = ordered_train(run)
+    if not frame["learning_rate"].notna().any():  # DeepSpeed's own step lines: "step=..., lr=[...]"
+        frame = run.frame[run.frame["kind"] == "optimizer"].sort_values(["step", "line"], kind="stable")
     lr = frame["learning_rate"]
     warns = find_events(run, ("lr_before_step",), LR_BEFORE_STEP)
     n_warn = sum(e.count for e in warns)
