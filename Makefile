@@ -9,3 +9,9 @@ lint:
 
 bench:
 	python3 benchmarks/bench_ingest.py
+
+scorecard:
+	python3 -m logpost.signatures.scorecard
+
+docs:
+	python3 -m logpost.signatures.docs

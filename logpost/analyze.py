@@ -53,25 +53,57 @@ def with_config(findings: list[Finding], config: str | None) -> list[Finding]:
 
 
 def order(findings: Iterable[Finding], consequences: dict[str, tuple[str, ...]]) -> list[Finding]:
-    """Roots first: a finding that explains others leads them; then severity, confidence, position."""
+    """Roots first: every finding lists the found ids its signature explains (``consequences``),
+    and findings are sorted by their depth in that cause graph (a root, then what it explains,
+    then what those explain), then severity, confidence and position in the log.
+
+    A cycle (A explains B explains A) is broken in favour of the more severe, more confident one.
+    """
     found = list(findings)
     ids = {f.id for f in found}
-    linked = []
-    for f in found:
-        explains = tuple(sorted(c for c in consequences.get(f.id, ()) if c in ids and c != f.id))
-        linked.append(Finding(**{**f.__dict__, "explains": explains}))
-    explained = {c for f in linked for c in f.explains}
-    return sorted(linked, key=lambda f: (f.id in explained, -int(f.severity), -f.confidence,
+    rank = {f.id: (-int(f.severity), -f.confidence) for f in found}
+    edges = {i: sorted(c for c in consequences.get(i, ()) if c in ids and c != i) for i in ids}
+    # keep an edge A -> B only if B does not also explain A, or A wins the tie-break
+    for a in ids:
+        edges[a] = [b for b in edges[a] if a not in edges.get(b, ()) or rank[a] <= rank[b]]
+    explained = {b for a in ids for b in edges[a]}
+    depth = {i: 0 for i in ids if i not in explained}
+    frontier = sorted(depth)
+    while frontier:
+        nxt = []
+        for a in frontier:
+            for b in edges[a]:
+                if b not in depth:
+                    depth[b] = depth[a] + 1
+                    nxt.append(b)
+        frontier = nxt
+    for i in ids:  # a pure cycle with no root left: treat its members as roots
+        depth.setdefault(i, 0)
+    linked = [Finding(**{**f.__dict__, "explains": tuple(edges[f.id])}) for f in found]
+    return sorted(linked, key=lambda f: (depth[f.id], -int(f.severity), -f.confidence,
                                          f.first_line if f.first_line is not None else 1 << 62, f.id))
 
 
 def verdict(run: RunLog, findings: list[Finding]) -> Verdict:
+    """failed: a finding at error or above; degraded: warnings; healthy: nothing above info and the
+    log shows a run that trained; unknown: too little in the log to judge."""
     if any(f.severity >= Severity.ERROR for f in findings):
         return Verdict.FAILED
-    if findings:
+    if any(f.severity >= Severity.WARNING for f in findings):
         return Verdict.DEGRADED
+    return Verdict.HEALTHY if trained(run) else Verdict.UNKNOWN
+
+
+def trained(run: RunLog) -> bool:
+    """The log shows a normal run: finite losses on several records, or DeepSpeed steps that were
+    not skipped, or a final summary with a finite train_loss."""
+    frame = run.frame
     train = run.train_rows()
     finite = train["loss"].notna() & ~train["nonfinite"].fillna("").str.contains("loss")
     if int(finite.sum()) >= MIN_HEALTHY_RECORDS:
-        return Verdict.HEALTHY
-    return Verdict.UNKNOWN
+        return True
+    opt = frame[frame["kind"] == "optimizer"]
+    if len(opt) >= MIN_HEALTHY_RECORDS and opt["step"].notna().any():
+        return True
+    summary = frame[frame["kind"] == "summary"]
+    return bool(summary["train_loss"].notna().any() and not summary["nonfinite"].fillna("").str.contains("loss").any())

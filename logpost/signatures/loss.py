@@ -1,4 +1,4 @@
-"""Loss-family detectors: ZERO_LOSS and NAN_LOSS."""
+"""Loss-family detectors: ZERO_LOSS, NAN_LOSS, LOSS_SPIKE, DIVERGENCE, NO_LEARNING, OVERFITTING."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from logpost.frame import logged_nonfinite
-from logpost.model import Evidence, RunLog
-from logpost.signatures.registry import Hit, detector
+from logpost.model import Evidence, RunLog, Severity
+from logpost.signatures.registry import Hit, detector, event_evidence, find_events
+
+LR_BEFORE_STEP = r"tried to get lr value before scheduler/optimizer started stepping"
 
 # Keys only RL trainers log (TRL GRPO/PPO/RLOO): their loss is ~0 by construction (trl#3452).
 RL_KEYS = ("reward", "reward_std", "kl", "frac_reward_zero_std", "completion_length", "completions/mean_length")
@@ -31,7 +34,7 @@ def ordered_train(run: RunLog) -> pd.DataFrame:
 
 
 def row_evidence(run: RunLog, rows: pd.DataFrame) -> list[Evidence]:
-    texts = run.frame.attrs.get("texts", [])
+    texts = run.meta.get("_texts") or run.frame.attrs.get("texts", [])
     out = []
     for idx, row in rows.iterrows():
         text = texts[idx] if idx < len(texts) else ""
@@ -84,6 +87,8 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         tail = zero.iloc[k:]
         lr_zero = lr[zero]
         lr_moves = bool((lr_zero > 0).any()) or lr_zero.isna().all()
+        if not lr_moves and never_stepped(run):
+            lr_moves, facts["skipped"] = True, True
         converged = False
         if k > 0 and grad[zero].isna().all():
             prev = loss.iloc[k - 1]
@@ -125,6 +130,12 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     if sup == 0:
         hit.notes["en"].append("Axolotl counted total_supervised_tokens: 0 before training: no label is != -100.")
         hit.notes["zh"].append("Axolotl 在训练前统计到 total_supervised_tokens: 0，即没有任何 label != -100。")
+    if facts.get("skipped"):
+        hit.confidence = min(hit.confidence, params["skipped_confidence"])
+        hit.notes["en"].append("The optimizer never stepped (learning rate 0, DeepSpeed skipped the steps): the 0 is what "
+                               "HF logs for skipped steps, so see FP16_OVERFLOW before suspecting the labels.")
+        hit.notes["zh"].append("优化器一步都没走（learning rate 为 0，DeepSpeed 跳过了这些 step）：这里的 0 是 HF 对被跳过的 "
+                               "step 记录的 loss，先看 FP16_OVERFLOW，再怀疑 label。")
     if facts.get("trainable_tokens_zero"):
         hit.notes["en"].append("Every metric line reports tokens/trainable: 0.")
         hit.notes["zh"].append("每一条指标都显示 tokens/trainable: 0。")
@@ -141,7 +152,9 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         eval_bad |= logged_nonfinite(frame, "train_loss")
     # loss nan with grad_norm exactly 0 is 0/0 over zero supervised tokens: ZERO_LOSS, not a blow-up
     empty_labels = loss_bad & (frame["grad_norm"] == 0)
-    bad = ((loss_bad & ~empty_labels) | grad_bad | eval_bad)
+    # Megatron counts them itself: "number of nan iterations: N" per logging interval
+    nan_iters = (frame["nan_iterations"] > 0) if "nan_iterations" in frame else pd.Series(False, index=frame.index)
+    bad = ((loss_bad & ~empty_labels) | grad_bad | eval_bad | nan_iters)
     if int(bad.sum()) < params["min_records"]:
         return []
     rows = frame[bad]
@@ -156,7 +169,7 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         "n_bad": int(bad.sum()),
         "n_rows": len(frame),
         "what": ", ".join(c for c, m in (("loss", loss_bad & ~empty_labels), ("grad_norm", grad_bad),
-                                          ("eval_loss", eval_bad)) if m.any()),
+                                          ("eval_loss", eval_bad), ("nan iterations", nan_iters)) if m.any()),
         "masked": len(masked),
         "lr_at_first": None if pd.isna(rows.iloc[0]["learning_rate"]) else float(rows.iloc[0]["learning_rate"]),
     }
@@ -173,3 +186,207 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         hit.notes["en"].append("Only the evaluation loss is non-finite; the training loss stays finite.")
         hit.notes["zh"].append("只有 eval loss 出现非有限值，训练 loss 仍是有限的。")
     return [hit]
+
+
+def never_stepped(run: RunLog) -> bool:
+    """HF under DeepSpeed warns "tried to get lr value before scheduler/optimizer started stepping"
+    while every step is skipped; DeepSpeed's own step lines say skipped ~= step."""
+    if find_events(run, ("lr_before_step",), LR_BEFORE_STEP):
+        return True
+    opt = run.frame[run.frame["kind"] == "optimizer"].dropna(subset=["step", "skipped_steps"])
+    return bool(len(opt) and (opt["skipped_steps"] >= 0.9 * opt["step"].astype(float)).iloc[-1]
+                and opt["step"].iloc[-1] >= 10)
+
+
+def finite_losses(run: RunLog) -> pd.DataFrame:
+    """Training records with a finite loss, in step order."""
+    frame = ordered_train(run)
+    bad = logged_nonfinite(frame, "loss")
+    return frame[frame["loss"].notna() & ~bad & frame["loss"].apply(lambda v: math.isfinite(v))]
+
+
+@detector("LOSS_SPIKE")
+def loss_spike(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
+    """A record whose loss jumps far above the median of the records before it, and the next
+    record is back near that median: an isolated spike that recovered."""
+    rows = finite_losses(run)
+    loss = rows["loss"].to_numpy()
+    # median and median absolute deviation of the `window` records before each one
+    roll = pd.Series(loss).rolling(params["window"], min_periods=1)
+    prior = roll.median().shift(1).to_numpy()
+    spikes = []
+    for i in range(params["min_prior"], len(loss) - 1):
+        base = float(prior[i])
+        if not base > 0:
+            continue
+        jump = loss[i] / base
+        if jump >= params["factor"] and loss[i] - base >= params["min_delta"] \
+                and loss[i + 1] <= params["recover_factor"] * base:
+            window = loss[max(0, i - params["window"]):i]
+            mad = float(np.median(np.abs(window - base)))
+            if mad > 0 and (loss[i] - base) / mad < params["min_mads"]:
+                continue  # within this run's own noise
+            spikes.append((i, base, jump))
+    # a "spike" on more than a few percent of the records is the run's noise, not an event
+    if not spikes or len(spikes) > max(1, params["max_share"] * len(loss)):
+        return []
+    idx = [rows.index[i] for i, _, _ in spikes]
+    first_i, base, jump = spikes[0]
+    evidence = row_evidence(run, rows.iloc[max(0, first_i - 1):first_i + 2])
+    for i, _, _ in spikes[1:params["evidence_spikes"]]:
+        evidence += row_evidence(run, rows.iloc[i:i + 1])
+    facts = {"n_spikes": len(spikes), "base": round(base, 4), "peak": float(loss[first_i]), "ratio": round(jump, 1),
+             "n_rows": len(rows)}
+    first = rows.loc[idx]
+    return [Hit(evidence=evidence, confidence=params["confidence"], first_step=_first(first, "step"),
+                first_line=_first(first, "line"), facts=facts)]
+
+
+@detector("DIVERGENCE")
+def divergence(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
+    """The loss ends far above where it started and above its best, and stays there."""
+    if is_rl(run.frame):
+        return []  # RL losses hover around 0 and move with the policy, not with the fit
+    rows = finite_losses(run)
+    n = len(rows)
+    if n < params["min_records"]:
+        return []
+    loss = rows["loss"]
+    k = params["head_records"]
+    start = float(loss.iloc[:k].median())
+    end = float(loss.iloc[-max(2, n // 4):].median())
+    best = float(loss.rolling(k, min_periods=1).median().min())
+    if not (end >= params["factor"] * start and end >= params["factor"] * best and end - start >= params["min_delta"]):
+        return []
+    above = loss > params["factor"] * start
+    first_pos = int(above.to_numpy().argmax())
+    # it has not recovered: the last record is still above the threshold
+    if not bool(above.iloc[-1]):
+        return []
+    evidence = row_evidence(run, rows.iloc[:1]) + row_evidence(run, rows.iloc[first_pos:first_pos + 2]) \
+        + row_evidence(run, rows.iloc[-1:])
+    facts = {"start": round(start, 4), "end": round(end, 4), "ratio": round(end / start, 1) if start > 0 else None,
+             "n_rows": n}
+    first = rows.iloc[first_pos:first_pos + 1]
+    return [Hit(evidence=evidence, confidence=params["confidence"], first_step=_first(first, "step"),
+                first_line=_first(first, "line"), facts=facts)]
+
+
+@detector("OVERFITTING")
+def overfitting(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
+    """Eval loss rises for several evaluations after its best while the training loss keeps falling."""
+    frame = run.frame.sort_values(["step", "line"], kind="stable", na_position="last")
+    ev = frame[(frame["kind"] == "eval") & frame["eval_loss"].notna() & ~logged_nonfinite(frame, "eval_loss")]
+    if len(ev) < params["min_evals"]:
+        return []
+    vals = ev["eval_loss"].to_numpy()
+    b = int(vals.argmin())
+    after = len(vals) - 1 - b
+    if after < params["min_evals_after_best"] or vals[-1] < vals[b] * (1 + params["min_rise"]):
+        return []
+    train = finite_losses(run)
+    best_step = ev.iloc[b]["step"]
+    if pd.isna(best_step) or train.empty:
+        return []
+    before = train[train["step"] <= best_step]["loss"]
+    later = train[train["step"] > best_step]["loss"]
+    if before.empty or later.empty or not later.tail(max(1, len(later) // 4)).median() < before.tail(3).median():
+        return []
+    evidence = row_evidence(run, ev.iloc[b:b + 1]) + row_evidence(run, ev.iloc[-1:]) + row_evidence(run, train.tail(1))
+    facts = {"best_eval": float(vals[b]), "best_step": int(best_step), "last_eval": float(vals[-1]),
+             "rise": round(100 * (vals[-1] / vals[b] - 1), 1), "train_last": float(train["loss"].iloc[-1])}
+    first = ev.iloc[b + 1:b + 2]
+    return [Hit(evidence=evidence, confidence=params["confidence"], first_step=_first(first, "step"),
+                first_line=_first(first, "line"), facts=facts)]
+
+
+@detector("NO_LEARNING")
+def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
+    """No gradient reaches the weights: grad_norm exactly 0 while the loss is not, an RL batch with
+    no reward variance, zero trainable parameters, or a loss that stays flat after warmup."""
+    frame = ordered_train(run)
+    hits: list[Hit] = []
+    trainable = run.meta.get("peft_trainable_params", run.meta.get("header", {}).get("trainable_parameters"))
+    if trainable == 0:
+        ev = meta_evidence(run, "peft_trainable_params") or meta_evidence(run, "header")
+        hit = Hit(evidence=[ev] if ev else [], confidence=params["direct_confidence"],
+                  first_line=ev.line if ev else None, facts={"mode": "params"})
+        _note(hit, "The log reports 0 trainable parameters.", "日志显示可训练参数为 0。")
+        hits.append(hit)
+    grad = frame["grad_norm"]
+    if grad.notna().sum() >= 1 and (grad.dropna() == 0).all():
+        loss = frame["loss"]
+        rl = is_rl(run.frame)
+        zero_std = ("frac_reward_zero_std" in frame and frame["frac_reward_zero_std"].notna().any()
+                    and bool((frame["frac_reward_zero_std"].dropna() == 1).all())) or \
+            ("reward_std" in frame and frame["reward_std"].notna().any() and bool((frame["reward_std"].dropna() == 0).all()))
+        # loss 0 with grad 0 outside RL is ZERO_LOSS's case (nothing supervised); here the loss is real
+        if (loss.dropna() > 0).any() or (rl and zero_std):
+            rows = frame[grad == 0]
+            hit = Hit(evidence=row_evidence(run, rows.head(params["evidence_rows"])),
+                      confidence=params["grad_confidence"], first_step=_first(rows, "step"),
+                      first_line=_first(rows, "line"), facts={"mode": "grad", "n_zero": len(rows)})
+            _note(hit, f"grad_norm is exactly 0 on all {len(rows)} record(s) that log it.",
+                  f"所有记录了 grad_norm 的 {len(rows)} 条记录里 grad_norm 都恰好为 0。")
+            if rl and zero_std:
+                _note(hit, "Every GRPO group got the same reward (reward_std 0 / frac_reward_zero_std 1), so every "
+                           "advantage is 0 and there is no gradient.",
+                      "每个 GRPO 组内的 reward 都一样（reward_std 为 0 / frac_reward_zero_std 为 1），advantage 全是 0，"
+                      "自然没有梯度。")
+            hits.append(hit)
+    flat = _flat_after_warmup(run, params)
+    if flat is not None:
+        hits.append(flat)
+    if not hits:
+        return []
+    hit = hits[0]
+    if len(hits) > 1:
+        hit.severity = None  # a direct marker with the flat series: the entry's severity
+    for other in hits[1:]:
+        hit.evidence.extend(other.evidence)
+        hit.confidence = max(hit.confidence, other.confidence)
+        for lang in hit.notes:
+            hit.notes[lang].extend(other.notes[lang])
+        if hit.first_line is None:
+            hit.first_line, hit.first_step = other.first_line, other.first_step
+    return [hit]
+
+
+def _note(hit: Hit, en: str, zh: str) -> None:
+    hit.notes["en"].append(en)
+    hit.notes["zh"].append(zh)
+
+
+def _flat_after_warmup(run: RunLog, params: Mapping[str, Any]) -> Hit | None:
+    rows = finite_losses(run)
+    lr = rows["learning_rate"]
+    if len(rows) < params["flat_min_records"] or lr.notna().sum() < len(rows) // 2 or is_rl(run.frame):
+        return None
+    if not (lr.dropna() > 0).any():
+        return None
+    peak = int(lr.fillna(-1).to_numpy().argmax())
+    # still warming up (the peak is in the last fifth): a flat loss at a tiny lr is expected
+    if peak >= 0.8 * len(rows):
+        return None
+    tail = rows.iloc[peak:]
+    if len(tail) < params["flat_min_records"]:
+        return None
+    q = max(3, len(tail) // 4)
+    head_m, tail_m = float(tail["loss"].iloc[:q].median()), float(tail["loss"].iloc[-q:].median())
+    if head_m <= 0 or abs(tail_m - head_m) / head_m > params["flat_rel_change"]:
+        return None
+    # inferred from the series alone (a slow continued-pretraining run is flat too): a warning
+    hit = Hit(evidence=row_evidence(run, tail.iloc[:1]) + row_evidence(run, tail.iloc[-1:]),
+              confidence=params["flat_confidence"], first_step=_first(tail, "step"), first_line=_first(tail, "line"),
+              facts={"mode": "flat"}, severity=Severity.WARNING)
+    _note(hit, f"After the learning rate peaked the loss stays flat ({head_m:.4g} -> {tail_m:.4g} over {len(tail)} records).",
+          f"learning rate 到峰值之后 loss 基本不动（{len(tail)} 条记录里从 {head_m:.4g} 到 {tail_m:.4g}）。")
+    return hit
+
+
+def lr_warnings(run: RunLog) -> list[Any]:
+    return find_events(run, ("lr_before_step",), LR_BEFORE_STEP)
+
+
+def warning_evidence(events: list[Any]) -> list[Evidence]:
+    return [event_evidence(e) for e in events[:2]]

@@ -12,25 +12,44 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import regex
 
-from logpost.model import LANGS, Evidence, Finding, InputError, RunLog, Severity
+from logpost.model import LANGS, Event, Evidence, Finding, InputError, RunLog, Severity
 
 CATALOGUE = Path(__file__).with_name("catalogue")
 REGEX_TIMEOUT = 0.25  # seconds per pattern per event: a user regex that backtracks must not hang a run
+# A pattern that timed out once is dropped for the rest of the run, so a catastrophic user regex
+# costs at most one REGEX_TIMEOUT per pattern, not one per event (5000 events x 0.25 s = 20 min).
 STATUSES = ("stable", "preview")
+FIELDS = ("text", "frames", "message")
+DEFAULT_KINDS = ("error", "traceback", "warning")
 
 
 @dataclass(frozen=True)
 class Pattern:
+    """A text marker of a signature.
+
+    ``tags`` name the structured events (``Event.data["tag"]``) that match without the regex;
+    ``field`` picks what the regex reads (the event text, a traceback's frames or its message);
+    ``confidence`` ranks a direct marker above an inference; ``severity`` overrides the entry's
+    (a per-sample warning is milder than a fatal error); ``min_count`` asks for a flood;
+    ``exclude`` names look-alike lines that are not the failure (pip's resolver notes, ...).
+    """
+
     regex: Any  # compiled `regex` pattern
     source: str
     kinds: tuple[str, ...]
     samples: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    field: str = "text"
+    confidence: float = 0.9
+    severity: Severity | None = None
+    min_count: int = 1
+    exclude: Any = None  # compiled regex: a matching line that also matches this is not the failure
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,8 @@ class Signature:
     patterns: tuple[Pattern, ...] = ()
     clues: tuple[Clue, ...] = ()
     path: str = ""
+    tests: tuple[Mapping[str, Any], ...] = ()  # [[tests]] cases: a corpus log or inline text, found or not
+    fatal: bool = False  # a crash: when the log shows the run training on to its end, it was survived
 
     def steps_for(self, frameworks: Iterable[str]) -> dict[str, tuple[str, ...]]:
         fw = set(frameworks)
@@ -82,6 +103,7 @@ class Hit:
     first_line: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=lambda: {lang: [] for lang in LANGS})
+    severity: Severity | None = None  # overrides the catalogue's severity for this hit
 
 
 Detector = Callable[[RunLog, Mapping[str, Any]], Iterable[Hit]]
@@ -121,7 +143,10 @@ def load_signature(path: Path) -> Signature:
     sig_id = entry.get("id")
     if not isinstance(sig_id, str) or not regex.fullmatch(r"[A-Z][A-Z0-9_]{2,40}", sig_id):
         raise InputError(f"{where}: 'id' must be UPPER_SNAKE_CASE")
-    severity = Severity.parse(str(entry.get("severity", "")))
+    try:
+        severity = Severity.parse(str(entry.get("severity", "")))
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     status = entry.get("status", "stable")
     if status not in STATUSES:
         raise InputError(f"{where}: status must be one of {', '.join(STATUSES)}")
@@ -142,10 +167,14 @@ def load_signature(path: Path) -> Signature:
             raise InputError(f"{where}: patterns #{i + 1}: bad regex ({exc})") from None
         samples = tuple(item.get("samples", ()))
         for sample in samples:
-            if not _search(compiled, sample):
+            try:
+                found = compiled.search(sample, timeout=REGEX_TIMEOUT)
+            except TimeoutError:
+                raise InputError(f"{where}: patterns #{i + 1}: regex takes over {REGEX_TIMEOUT}s on its own "
+                                 "sample (catastrophic backtracking?)") from None
+            if not found:
                 raise InputError(f"{where}: patterns #{i + 1}: sample does not match: {sample[:80]!r}")
-        kinds = tuple(item.get("kinds", ("error", "traceback", "warning")))
-        patterns.append(Pattern(compiled, src, kinds, samples))
+        patterns.append(_pattern_options(item, compiled, src, samples, f"{where}: patterns #{i + 1}"))
     clues = []
     for i, item in enumerate(entry.get("clues", [])):
         try:
@@ -156,17 +185,52 @@ def load_signature(path: Path) -> Signature:
     params = entry.get("params", {})
     if not isinstance(params, dict):
         raise InputError(f"{where}: [params] must be a table")
+    tests = entry.get("tests", [])
+    for i, case in enumerate(tests):
+        if not isinstance(case, dict) or not isinstance(case.get("found"), bool) \
+                or sum(isinstance(case.get(k), str) for k in ("log", "text")) != 1:
+            raise InputError(f"{where}: tests #{i + 1} needs one of 'log' or 'text' and a boolean 'found'")
+        if case.get("pending") not in (None, "ingest", "parser"):
+            raise InputError(f"{where}: tests #{i + 1}: 'pending' must be \"ingest\" or \"parser\"")
     return Signature(
         id=sig_id, severity=severity, status=status,
         title=_texts(entry, "title", where), summary=_texts(entry, "summary", where),
         why=_texts(entry, "why", where), remediation=tuple(steps), params=params,
         consequences=tuple(entry.get("consequences", ())), patterns=tuple(patterns),
-        clues=tuple(clues), path=where)
+        clues=tuple(clues), path=where, tests=tuple(tests), fatal=bool(entry.get("fatal", False)))
+
+
+def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: tuple[str, ...],
+                     where: str) -> Pattern:
+    kinds = item.get("kinds", DEFAULT_KINDS)
+    tags = item.get("tags", ())
+    if not isinstance(kinds, list | tuple) or not isinstance(tags, list | tuple):
+        raise InputError(f"{where}: 'kinds' and 'tags' must be lists")
+    fld = item.get("field", "text")
+    if fld not in FIELDS:
+        raise InputError(f"{where}: 'field' must be one of {', '.join(FIELDS)}")
+    conf = item.get("confidence", 0.9)
+    if not isinstance(conf, int | float) or not 0 < conf <= 1:
+        raise InputError(f"{where}: 'confidence' must be a number in (0, 1]")
+    count = item.get("min_count", 1)
+    if not isinstance(count, int) or count < 1:
+        raise InputError(f"{where}: 'min_count' must be a positive integer")
+    try:
+        sev = Severity.parse(str(item["severity"])) if "severity" in item else None
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    exclude = None
+    if "exclude" in item:
+        try:
+            exclude = regex.compile(str(item["exclude"]))
+        except regex.error as exc:
+            raise InputError(f"{where}: bad 'exclude' regex ({exc})") from None
+    return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count, exclude)
 
 
 def load_catalogue(extra_dirs: Iterable[str] = ()) -> dict[str, Signature]:
     """The built-in catalogue plus user rule folders (a user file may replace a built-in id)."""
-    from logpost.signatures import loss  # noqa: F401  - registers the detectors
+    from logpost.signatures import distributed, lifecycle, loss, optim  # noqa: F401  - registers the detectors
 
     sigs: dict[str, Signature] = {}
     for folder in (CATALOGUE, *map(Path, extra_dirs)):
@@ -176,6 +240,8 @@ def load_catalogue(extra_dirs: Iterable[str] = ()) -> dict[str, Signature]:
             sig = load_signature(path)
             if folder is not CATALOGUE and not sig.patterns and sig.id not in _DETECTORS:
                 raise InputError(f"{path}: a user rule needs [[patterns]] (no detector exists for {sig.id})")
+            if sig.id in sigs:  # a user file replacing a built-in keeps the detector's default params
+                sig = replace(sig, params={**sigs[sig.id].params, **sig.params})
             sigs[sig.id] = sig
     return sigs
 
@@ -190,39 +256,167 @@ def _search(pattern: Any, text: str) -> Any:
         return None
 
 
-def pattern_hits(run: RunLog, sig: Signature) -> list[Hit]:
-    evidence: list[Evidence] = []
-    total = 0
+class _Matcher:
+    """Runs a signature's patterns over events; a pattern that times out once is dropped."""
+
+    def __init__(self, patterns: Iterable[Pattern]):
+        self.live = list(patterns)
+        self.timed_out: list[str] = []
+
+    def match(self, pat: Pattern, event: Event) -> Any:
+        tag = event.data.get("tag") if event.data else None
+        if tag is not None and tag in pat.tags:
+            return True
+        if event.kind not in pat.kinds or pat not in self.live:
+            return None
+        text = _field(event, pat.field)
+        if not text:
+            return None
+        try:
+            m = pat.regex.search(text, timeout=REGEX_TIMEOUT)
+            if m and pat.exclude is not None and pat.exclude.search(text, timeout=REGEX_TIMEOUT):
+                return None
+            return m
+        except TimeoutError:
+            self.live.remove(pat)
+            self.timed_out.append(pat.source)
+            return None
+
+
+def _field(event: Event, name: str) -> str:
+    if name == "frames":
+        return "\n".join(event.data.get("frames", ())) if event.data else ""
+    if name == "message":
+        return str(event.data.get("message") or "") if event.data else ""
+    return event.text
+
+
+def pattern_hits(run: RunLog, sig: Signature, max_evidence: int = 5) -> list[Hit]:
+    """The generic detector: events matching any of the signature's patterns, as one hit.
+
+    Confidence and severity come from the strongest pattern that matched (enough times).
+    Named groups of the first match, and the first matching event's structured data, become facts.
+    """
+    matcher = _Matcher(sig.patterns)
+    per_pattern: dict[int, list[tuple[Event, Any]]] = {}
     for event in run.events:
-        for pat in sig.patterns:
-            if event.kind not in pat.kinds:
-                continue
-            if _search(pat.regex, event.text):
-                total += event.count
-                if len(evidence) < 5:
-                    evidence.append(Evidence(event.line, event.text[:500]))
+        for i, pat in enumerate(sig.patterns):
+            m = matcher.match(pat, event)
+            if m:
+                per_pattern.setdefault(i, []).append((event, m))
                 break
-    if not evidence:
+    chosen = [(sig.patterns[i], hits) for i, hits in sorted(per_pattern.items())
+              if sum(e.count for e, _ in hits) >= sig.patterns[i].min_count]
+    if not chosen:
         return []
-    first = min(e.line for e in evidence if e.line is not None)
-    return [Hit(evidence=evidence, confidence=0.9, first_line=first, facts={"count": total})]
+    matched = sorted(((e, m) for _, hits in chosen for e, m in hits), key=lambda em: em[0].line)
+    best = max(chosen, key=lambda ph: ph[0].confidence)[0]
+    severities = [p.severity or sig.severity for p, _ in chosen]
+    facts: dict[str, Any] = {"count": sum(e.count for e, _ in matched), "events": len(matched)}
+    first_event, first_match = matched[0]
+    if first_event.data:
+        facts.update({k: v for k, v in first_event.data.items() if isinstance(v, int | float | str)})
+    for pat in sig.patterns:  # named groups of any pattern, from the first matched event that has them
+        if not pat.regex.groupindex:
+            continue
+        for event, _ in matched:
+            m = _search(pat.regex, _field(event, pat.field))
+            if m:
+                for k, v in m.groupdict().items():
+                    if v is not None:
+                        facts.setdefault(k, v)
+                break
+    ranks = sorted({e.rank for e, _ in matched if e.rank is not None})
+    facts["ranks"] = ", ".join(map(str, ranks)) if ranks else None
+    evidence = [event_evidence(e) for e, _ in matched[:max_evidence]]
+    hit = Hit(evidence=evidence, confidence=best.confidence, first_line=first_event.line, facts=facts,
+              severity=max(severities))
+    if matcher.timed_out:
+        for lang, msg in (("en", "A pattern timed out (over {t}s) and was skipped: {p}"),
+                          ("zh", "有一条正则匹配超时（超过 {t} 秒），已跳过：{p}")):
+            hit.notes[lang].append(msg.format(t=REGEX_TIMEOUT, p=matcher.timed_out[0][:80]))
+    return [hit]
+
+
+def event_evidence(event: Event) -> Evidence:
+    """An event as evidence: its line and text, with the repeat count when it was folded."""
+    text = event.text[:500]
+    if event.count > 1:
+        text += f"  [x{event.count}, last at line {event.last_line}]"
+    return Evidence(event.line, text)
+
+
+def find_events(run: RunLog, tags: Iterable[str] = (), regex_src: str | None = None,
+                kinds: Iterable[str] = ("error", "traceback", "warning", "info")) -> list[Event]:
+    """Events carrying one of ``tags`` (structured, after ingest) or whose text matches ``regex_src``."""
+    tagset, kindset = set(tags), set(kinds)
+    pat = regex.compile(regex_src) if regex_src else None
+    out = []
+    for e in run.events:
+        tag = e.data.get("tag") if e.data else None
+        if tag in tagset or (pat is not None and e.kind in kindset and pat.search(e.text)):
+            out.append(e)
+    return out
 
 
 def run_signatures(run: RunLog, sigs: Mapping[str, Signature]) -> list[Finding]:
+    """Every signature's hits as findings: its detector's, else (or merged into them) its patterns'."""
     findings = []
+    # pandas deep-copies DataFrame.attrs on every slice; detectors slice a lot, so they get a frame
+    # without attrs and the evidence texts through meta (50k records: 60 s -> under 2 s)
+    texts = run.frame.attrs.get("texts", [])
+    frame = run.frame.copy(deep=False)
+    frame.attrs = {}
+    run = replace(run, frame=frame, meta={**run.meta, "_texts": texts})
     for sig in sigs.values():
         fn = _DETECTORS.get(sig.id)
-        hits = list(fn(run, sig.params) if fn else ()) or (pattern_hits(run, sig) if sig.patterns else [])
+        hits = list(fn(run, sig.params) if fn else ())
+        phits = pattern_hits(run, sig) if sig.patterns else []
+        if hits and phits:
+            merge(hits[0], phits[0])
+        elif phits:
+            hits = phits
         for hit in hits:
+            if sig.fatal:
+                survived(run, hit)
             findings.append(make_finding(sig, hit, run))
     return findings
+
+
+def survived(run: RunLog, hit: Hit) -> None:
+    """A crash message the run trained past to a normal end (a retried OOM with auto_find_batch_size,
+    an optional import that fell back) is a warning, not the failure of the run."""
+    frame = run.frame
+    finished = bool(run.meta.get("completed")) or bool((frame["kind"] == "summary").any())
+    last_line = max((e.line for e in hit.evidence if e.line is not None), default=None)
+    train_lines = frame.loc[frame["kind"] == "train", "line"].dropna()
+    if not finished or last_line is None or train_lines.empty or int(train_lines.max()) <= last_line:
+        return
+    hit.severity = Severity.WARNING
+    hit.confidence = min(hit.confidence, 0.5)
+    hit.notes["en"].append("The run kept training after this message and finished normally, so it was not fatal.")
+    hit.notes["zh"].append("出现这条信息之后训练还在继续，并且正常结束了，所以它并不致命。")
+
+
+def merge(hit: Hit, other: Hit) -> None:
+    """Add a pattern hit's evidence and confidence to a detector's hit for the same id."""
+    seen = {(e.line, e.text) for e in hit.evidence}
+    hit.evidence.extend(e for e in other.evidence if (e.line, e.text) not in seen)
+    hit.evidence.sort(key=lambda e: e.line if e.line is not None else 0)
+    hit.confidence = max(hit.confidence, other.confidence)
+    if other.severity is not None and (hit.severity is None or other.severity > hit.severity):
+        hit.severity = other.severity
+    if hit.first_line is None or (other.first_line is not None and other.first_line < hit.first_line):
+        hit.first_line = other.first_line
+    for k, v in other.facts.items():
+        hit.facts.setdefault(k, v)
 
 
 def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
     facts = {"first_step": hit.first_step, "first_line": hit.first_line, **hit.facts}
     summary = {}
     for lang in LANGS:
-        text = sig.summary[lang].format_map(_Facts(facts))
+        text = render_summary(sig.summary[lang], facts)
         extra = list(hit.notes.get(lang) or [])
         for clue in sig.clues:
             hits = [e for e in run.events if _search(clue.regex, e.text)]
@@ -231,10 +425,25 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
                 extra.append(clue.note[lang].format_map(_Facts({"count": count, "line": line})))
         summary[lang] = ("" if lang == "zh" else " ").join([text, *extra])
     return Finding(
-        id=sig.id, severity=sig.severity, confidence=max(0.0, min(1.0, hit.confidence)),
+        id=sig.id, severity=hit.severity or sig.severity, confidence=max(0.0, min(1.0, hit.confidence)),
         title=sig.title, summary=summary, why=sig.why,
         remediation=sig.steps_for((run.framework,) if run.framework else ()), evidence=tuple(hit.evidence),
         first_step=hit.first_step, first_line=hit.first_line, facts=facts)
+
+
+_OPTIONAL = regex.compile(r"\[\[(.*?)\]\]", regex.S)
+_PLACEHOLDER = regex.compile(r"\{(\w+)\}")
+
+
+def render_summary(template: str, facts: Mapping[str, Any]) -> str:
+    """Fill a summary with a hit's facts. A ``[[...]]`` segment is kept only when every fact it
+    names is known, so a log without ranks or exit codes reads naturally instead of showing "?"."""
+
+    def optional(m: Any) -> str:
+        names = _PLACEHOLDER.findall(m.group(1))
+        return m.group(1) if all(facts.get(n) is not None for n in names) else ""
+
+    return _OPTIONAL.sub(optional, template).format_map(_Facts(facts))
 
 
 class _Facts(dict):  # type: ignore[type-arg]

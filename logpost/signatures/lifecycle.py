@@ -1,0 +1,122 @@
+"""Run lifecycle: EARLY_TERMINATION (a process died, or the log stops mid-run) and SLOW_THROUGHPUT."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+import regex
+
+from logpost.model import RunLog, Severity
+from logpost.signatures.distributed import exits
+from logpost.signatures.loss import _first, _note, ordered_train, row_evidence
+from logpost.signatures.registry import Hit, detector, event_evidence, find_events
+
+KILLED = r"^\s*Killed\s*$|CANCELLED AT .* DUE TO TIME LIMIT|Main process received SIG(?:TERM|INT)"
+MEANING = {  # what an exit code means in practice (shared/formats/deepspeed.md, section 5)
+    9: ("SIGKILL: usually the kernel OOM killer on host RAM, or preemption",
+        "SIGKILL：多半是主机内存不足被内核 OOM killer 杀掉，也可能是被抢占"),
+    6: ("SIGABRT: an abort, typically the NCCL watchdog after a collective timed out",
+        "SIGABRT：进程 abort，常见于 NCCL watchdog 在集合通信超时后终止进程"),
+    11: ("SIGSEGV: a native crash in an extension, NCCL or the driver",
+         "SIGSEGV：扩展、NCCL 或驱动里的原生崩溃（段错误）"),
+    7: ("SIGBUS: often /dev/shm exhausted in a container", "SIGBUS：容器里 /dev/shm 不够用时常见"),
+    15: ("SIGTERM: stopped by a scheduler, a time limit or a user", "SIGTERM：被调度器、时间限制或用户停掉"),
+}
+# throughput columns frameworks log, best first (torchtitan tps, Axolotl tokens/s, DeepSpeed samples/s)
+THROUGHPUT_COLUMNS = ("tps", "tokens/train_per_sec_per_gpu", "tokens_per_second_per_gpu", "SamplesPerSec",
+                      "samples_per_second", "RunningAvgSamplesPerSec", "throughput")
+# time per step columns, lower is better (Megatron "elapsed time per iteration")
+STEP_TIME_COLUMNS = ("iteration_time_s", "iteration_time_ms", "step_time")
+_SEC_PER_IT = regex.compile(r"(?P<sec>\d+(?:\.\d+)?)s/it\b")
+
+
+@detector("EARLY_TERMINATION")
+def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
+    """A process exit with a non-zero code or a kill, or a log that stops well before its total
+    steps without the final summary."""
+    died = exits(run)
+    killed = find_events(run, ("killed",), KILLED, kinds=("error", "warning", "info", "traceback"))
+    if died or killed:
+        first = died[0] if died else None
+        evidence = [event_evidence(x.event) for x in died[:3]] + [event_evidence(e) for e in killed[:2]]
+        evidence.sort(key=lambda e: e.line or 0)
+        facts = {"code": first.code if first else None, "signal": first.signal_name if first else None}
+        hit = Hit(evidence=evidence, confidence=params["exit_confidence"], first_line=evidence[0].line, facts=facts)
+        if first is not None and first.signal in MEANING:
+            en, zh = MEANING[first.signal]
+            _note(hit, f"Exit code {first.code} = {en}.", f"退出码 {first.code} = {zh}。")
+        elif first is not None and first.code == 1:
+            _note(hit, "Exit code 1 is a Python exception in a worker: its traceback above names the cause.",
+                  "退出码 1 表示某个 worker 抛了 Python 异常，上面的 traceback 就是原因。")
+        return [hit]
+    return _truncated(run, params)
+
+
+def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
+    frame = run.frame
+    if run.meta.get("completed") or (frame["kind"] == "summary").any():
+        return []
+    train = ordered_train(run)
+    steps = train["step"].dropna()
+    total = run.meta.get("header", {}).get("total_steps") or run.meta.get("max_steps")
+    if "total_steps" in frame and frame["total_steps"].notna().any():
+        total = total or float(frame["total_steps"].dropna().iloc[-1])
+    # an excerpt pasted into an issue is cut anyway: ask for a real run's worth of records
+    if not total or len(steps) < params["min_records"]:
+        return []
+    last = int(steps.iloc[-1])
+    if last >= params["done_share"] * float(total):
+        return []
+    hit = Hit(evidence=row_evidence(run, train.tail(1)), confidence=params["truncated_confidence"],
+              first_step=last, first_line=_first(train.tail(1), "line"),
+              facts={"last_step": last, "total": int(total), "pct": round(100 * last / float(total), 1)},
+              severity=Severity.WARNING)
+    _note(hit, f"The log stops at step {last} of {int(total)} with no final summary: the run crashed, was preempted, "
+               "or was still running when the log was copied.",
+          f"日志停在第 {last} 步（共 {int(total)} 步），没有最终的训练汇总：训练崩溃了、被抢占了，"
+          "或者拷贝日志时还在跑。")
+    return [hit]
+
+
+@detector("SLOW_THROUGHPUT")
+def slow_throughput(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
+    """Throughput that falls well below its own earlier level, or steps that take many minutes."""
+    frame = ordered_train(run)
+    for col in THROUGHPUT_COLUMNS + STEP_TIME_COLUMNS:
+        if col not in frame:
+            continue
+        rows = frame[frame[col].notna() & (pd.to_numeric(frame[col], errors="coerce") > 0)]
+        n = len(rows)
+        if n < params["min_records"]:
+            continue
+        v = pd.to_numeric(rows[col])
+        if col in STEP_TIME_COLUMNS:
+            v = 1.0 / v  # steps per unit time: the same "higher is better" test
+        early = float(v.iloc[: n // 2].median())
+        late = float(v.iloc[-max(2, n // 4):].median())
+        if early > 0 and late <= params["drop_share"] * early:
+            pos = int((v <= params["drop_share"] * early).to_numpy().argmax())
+            hit = Hit(evidence=row_evidence(run, rows.iloc[:1]) + row_evidence(run, rows.iloc[pos:pos + 1]),
+                      confidence=params["drop_confidence"], first_step=_first(rows.iloc[pos:], "step"),
+                      first_line=_first(rows.iloc[pos:], "line"), facts={"column": col})
+            if col in STEP_TIME_COLUMNS:
+                _note(hit, f"{col} rose from a median of {1 / early:.4g} to {1 / late:.4g} ({early / late:.1f}x slower).",
+                      f"{col} 的中位数从 {1 / early:.4g} 涨到了 {1 / late:.4g}（慢了 {early / late:.1f} 倍）。")
+            else:
+                _note(hit, f"{col} fell from a median of {early:.4g} to {late:.4g} ({100 * late / early:.0f}%).",
+                      f"{col} 的中位数从 {early:.4g} 掉到了 {late:.4g}（只剩 {100 * late / early:.0f}%）。")
+            return [hit]
+    slow = []
+    for e in run.events:
+        m = _SEC_PER_IT.search(e.text)
+        if m and float(m.group("sec")) >= params["max_sec_per_step"]:
+            slow.append((e, float(m.group("sec"))))
+    if slow:
+        e, sec = slow[0]
+        hit = Hit(evidence=[event_evidence(e)], confidence=params["slow_confidence"], first_line=e.line,
+                  facts={"column": "s/it"})
+        _note(hit, f"The progress bar shows {sec:g} s per step.", f"进度条显示每步要 {sec:g} 秒。")
+        return [hit]
+    return []

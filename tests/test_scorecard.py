@@ -1,0 +1,48 @@
+"""The scorecard over every labelled fixture: per-signature precision and recall, the top finding,
+and error-level findings on healthy runs (``make scorecard`` prints the same table)."""
+
+from __future__ import annotations
+
+import pytest
+
+from logpost.signatures.scorecard import GOALS, score
+from tests.conftest import CORPUS
+from tests.test_catalogue import INGEST
+
+
+@pytest.fixture(scope="module")
+def card():
+    c = score(CORPUS / "labels.jsonl")
+    print("\n" + c.table())  # visible with `pytest -s`
+    return c
+
+
+def test_no_error_findings_on_healthy_runs(card):
+    assert card.healthy_errors == GOALS["healthy_errors"], card.table()
+
+
+def test_every_labelled_file_is_scored(card):
+    assert len(card.files) == sum(1 for line in (CORPUS / "labels.jsonl").read_text().splitlines() if line.strip())
+    assert card.labelled > 40
+
+
+def test_precision_of_root_signatures(card):
+    # a finding of these ids on a file that does not list it is a false alarm worth a look
+    for sig, (_, _, found, right) in card.per_signature().items():
+        if sig not in ("EARLY_TERMINATION", "UNTRAINABLE_TURNS", "GRAD_EXPLOSION", "LOSS_SPIKE"):
+            assert found == 0 or right / found >= 0.9, (sig, card.table())
+
+
+def test_floor(card):
+    # measured floors so the catalogue cannot silently regress: before the ingestion events
+    # (DeepSpeed INFO OVERFLOW lines, exit rows, bare warnings) and after them
+    recall, top = (0.81, 0.93) if INGEST else (0.72, 0.87)
+    assert card.recall >= recall and card.top >= top, card.table()
+
+
+@pytest.mark.xfail(reason="labels whose evidence no parser turns into events yet: Axolotl's DEBUG trace "
+                          "(axo-2089), TRL collator lines (fms-hf-tuning-18), a tqdm s/it (axo-1495), "
+                          "tracebacks cut before the exception (axo-1944, llamafactory-4026), a silent hang "
+                          "(bloom176b); see the closing note", strict=False)
+def test_goals(card):
+    assert card.meets_goals(), card.table()
