@@ -18,7 +18,7 @@ import click
 from logpost import __version__
 from logpost.model import InputError, Severity
 
-FORMATS = ("terminal", "md", "json")
+FORMATS = ("terminal", "md", "json", "html", "pdf")
 SEVERITIES = tuple(s.label for s in Severity)
 
 
@@ -52,7 +52,7 @@ def _ids(value: str | None) -> tuple[str, ...]:
     return tuple(i.strip().upper() for i in (value or "").split(",") if i.strip())
 
 
-def emit(text: str, output: str | None) -> None:
+def emit(text: str | bytes, output: str | None) -> None:
     """Data to stdout, or atomically to a file."""
     if output and output != "-":
         from logpost.outputs import write_atomic
@@ -89,15 +89,19 @@ def main(debug: bool) -> None:
 @click.option("--ignore", default=None, help="Skip these signature ids (comma-separated).")
 @click.option("--rules", "rules", multiple=True, type=click.Path(), help="Folder of extra TOML rules (repeatable).")
 @click.option("--color/--no-color", default=None, help="Colour the terminal output [default: when a TTY].")
+@click.option("--template-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder whose templates/strings override or extend the defaults (docs/templates.md).")
 @handle_errors
 def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: str, select: str | None,
-            ignore: str | None, rules: tuple[str, ...], color: bool | None) -> None:
+            ignore: str | None, rules: tuple[str, ...], color: bool | None, template_dir: str | None) -> None:
     """Diagnose one training log (a path, '-' for stdin, or a .gz file).
 
     \b
     Example:
       logpost analyze train.log
       logpost analyze train.log -f md --lang zh -o postmortem.md
+      logpost analyze train.log -f pdf --lang zh -o postmortem.pdf
+      logpost analyze train.log -f html -o postmortem.html --template-dir my_templates
       logpost analyze trainer_state.json -f json
       cat train.log | logpost analyze -
     """
@@ -108,8 +112,9 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
     pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules))
     if fmt == "json":
         emit(render.render_json(pm), output)
-    elif fmt == "md":
-        emit(render.render_markdown(pm, lang or "both"), output)
+    elif fmt in ("md", "html", "pdf"):
+        document = {"md": render.render_markdown, "html": render.render_html, "pdf": render.render_pdf}[fmt]
+        emit(document(pm, lang or "both", template_dir), output)
     else:
         colour = color if color is not None else (output is None and sys.stdout.isatty())
         emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour)), output)

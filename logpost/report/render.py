@@ -1,44 +1,121 @@
-"""Render a postmortem: Markdown (jinja2 template), JSON, and the terminal summary."""
+"""Render a postmortem: Markdown and HTML (jinja2 templates), PDF (the HTML through WeasyPrint), JSON,
+and the terminal summary."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
+import os
+import re
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
-from logpost.model import Postmortem, Severity
-from logpost.report.context import ReportContext, build_context, num, strings, to_json
+from logpost.model import InputError, Postmortem, Severity
+from logpost.report.context import (Chart, ReportContext, build_context, load_strings, num, strings, to_json,
+                                    tr)
 
 _SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
                     Severity.INFO: "cyan"}
 _VERDICT_COLOUR = {"failed": "red", "degraded": "yellow", "healthy": "green", "unknown": "white"}
 
 
-def environment(template_dir: str | None = None, autoescape: bool = False) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(resources.files("logpost.templates")))]
+def environment(template_dir: str | None = None, autoescape: bool | None = None,
+                table: Mapping[str, Mapping[str, str]] | None = None) -> jinja2.Environment:
+    """The jinja2 environment of every report.
+
+    ``template_dir`` comes first: a file there overrides the package's template of the same name,
+    and the package's own stay reachable as ``default/<name>`` (so an override can extend them).
+    HTML templates are autoescaped (log text is untrusted); Markdown ones are not.
+    """
+    package = jinja2.FileSystemLoader(str(resources.files("logpost.templates")))
+    loaders: list[jinja2.BaseLoader] = [package, jinja2.PrefixLoader({"default": package})]
     if template_dir:
+        if not os.path.isdir(template_dir):
+            raise InputError(f"{template_dir}: template folder does not exist")
         loaders.insert(0, jinja2.FileSystemLoader(template_dir))
+    escape: bool | Callable[[str | None], bool] = autoescape if autoescape is not None else _is_html
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                             autoescape=autoescape, keep_trailing_newline=True, trim_blocks=True,
+                             autoescape=escape, keep_trailing_newline=True, trim_blocks=True,
                              lstrip_blocks=True)
-    env.globals["t"] = translate
+    strings_table = table if table is not None else load_strings(template_dir)
+    env.globals["t"] = functools.partial(tr, strings_table)
+    env.globals["asset"] = functools.partial(_asset, env)
     env.filters["num"] = num
+    env.filters["ticks"] = ticks
     env.filters["md_cell"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     return env
 
 
-def translate(key: str, lang: str, *args: Any) -> str:
-    """A fixed report string; ``{}`` in the Chinese forms takes ``args`` (``第 {} 行``)."""
-    text = strings()[key][lang]
-    return text.format(*args) if args else text
+_TICKS = re.compile(r"`([^`\n]+)`")
+
+
+def ticks(text: str) -> Markup:
+    """Escape ``text`` and show Markdown-style `code` spans (catalogue texts use them) as <code>."""
+    return Markup(_TICKS.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(str(text)))))
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name) and str(name).endswith((".html.j2", ".html", ".htm", ".xml", ".svg.j2"))
+
+
+def _asset(env: jinja2.Environment, name: str) -> Markup:
+    """A template-folder file inlined verbatim (the stylesheet): overridable like a template."""
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, name)
+    return Markup(source)
+
+
+def translate(key: str, lang: str, *args: Any, **kw: Any) -> str:
+    """A fixed report string; ``{}`` takes ``args`` (``第 {} 行``), ``{name}`` takes ``kw``."""
+    return tr(strings(), key, lang, *args, **kw)
 
 
 def render_markdown(pm: Postmortem, lang: str = "both", template_dir: str | None = None) -> str:
-    ctx = build_context(pm, lang)
-    return environment(template_dir).get_template("report.md.j2").render(c=ctx)
+    table = load_strings(template_dir)
+    ctx = build_context(pm, lang, table)
+    return environment(template_dir, autoescape=False, table=table).get_template("report.md.j2").render(c=ctx)
+
+
+def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str]]) -> ReportContext:
+    """The report context plus the charts (HTML and PDF only)."""
+    from logpost.report.charts import captions, metrics_figure
+
+    ctx = build_context(pm, lang, table)
+    wasted_from = ctx.summary.since_step if ctx.summary and ctx.summary.wasted_steps else None
+    svg = metrics_figure(pm, ctx.langs, table, wasted_from)
+    charts = (Chart("metrics", svg, captions(table)),) if svg else ()
+    return dataclasses.replace(ctx, charts=charts)
+
+
+def render_html(pm: Postmortem, lang: str = "both", template_dir: str | None = None, *,
+                media: str = "screen") -> str:
+    """One self-contained HTML document (inline CSS and SVG, no external request).
+
+    Args:
+        pm: the postmortem.
+        lang: ``en``, ``zh`` or ``both`` (interleaved per section).
+        template_dir: a folder whose ``report.html.j2`` / ``report.css`` / ``strings.toml`` override
+            or extend the package's.
+        media: ``screen`` or ``print`` (the PDF): print leaves out what only works on a screen.
+    """
+    table = load_strings(template_dir)
+    ctx = html_context(pm, lang, table)
+    return environment(template_dir, table=table).get_template("report.html.j2").render(c=ctx, media=media)
+
+
+def render_pdf(pm: Postmortem, lang: str = "both", template_dir: str | None = None) -> bytes:
+    """The HTML report through WeasyPrint; Chinese in an embedded CJK font."""
+    from logpost.report.pdf import html_to_pdf
+
+    html = render_html(pm, lang, template_dir, media="print")
+    roots = [str(resources.files("logpost.templates"))] + ([template_dir] if template_dir else [])
+    return html_to_pdf(html, roots)
 
 
 def render_json(pm: Postmortem) -> str:
