@@ -169,14 +169,15 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
 
     import matplotlib
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     rc: dict[str, Any] = {
         "svg.hashsalt": "logpost",  # stable element ids: same log, same bytes
         "svg.fonttype": "path",  # glyphs as paths: no font needed where the report is read
-        "font.family": "sans-serif",
-        "font.sans-serif": ["DejaVu Sans", *([family] if family else [])],  # CJK glyphs fall back to Noto
-        "font.size": 8.5,
-        "axes.titlesize": 9,
+        # A list of families: glyphs DejaVu lacks (Chinese) fall back to the CJK font, per glyph.
+        "font.family": ["DejaVu Sans", *([family] if family else [])],
+        "font.size": 10,
+        "axes.titlesize": 10.5,
         "axes.titleweight": "bold",
         "axes.titlelocation": "left",
         "axes.spines.top": False,
@@ -188,13 +189,18 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
         "xtick.color": "#555555",
         "ytick.color": "#555555",
         "legend.frameon": False,
-        "legend.fontsize": 7.5,
+        "legend.fontsize": 9,
         "path.simplify": True,
     }
     with matplotlib.rc_context(rc), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # missing-glyph and log-scale notices are not the reader's business
         n = len(panels)
-        fig = Figure(figsize=(7.6, 0.35 + 1.55 * n), layout="constrained")
+        # Fixed margins in inches: constrained layout would draw the figure twice (a third of the time).
+        panel, gap, top, bottom, width = 1.05, 0.42, 0.32, 0.5, 9.6
+        height = top + bottom + n * panel + (n - 1) * gap
+        fig = Figure(figsize=(width, height))
+        fig.subplots_adjust(left=0.85 / width, right=1 - 0.15 / width, top=1 - top / height, bottom=bottom / height,
+                            hspace=gap / panel)
         axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
         last_step = float(np.nanmax(_steps(by_kind["train"]))) if len(by_kind["train"]) else None
         for ax, (p, present) in zip(axes, panels, strict=True):
@@ -221,6 +227,8 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
                 if col == p.series[0]:
                     main_values = y
             ax.set_yscale(_scale(main_values))
+            if ax.get_yscale() == "linear":  # "2e+05", never a detached "1e5" offset over the title
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
             ax.set_title(label(table, "chart_" + p.key, langs), color="#222222")
             if wasted_from is not None and last_step is not None and wasted_from <= last_step:
                 ax.axvspan(wasted_from, last_step, color="#b3261e", alpha=0.07, linewidth=0)
@@ -229,11 +237,12 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
             handles, names = ax.get_legend_handles_labels()
             if len(handles) > 1:
                 unique = dict(zip(names, handles, strict=True))
-                ax.legend(unique.values(), unique.keys(), loc="upper right", ncols=min(3, len(unique)))
+                ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
+                          ncols=min(3, len(unique)), borderaxespad=0.1, handlelength=1.6)
         top = axes[0]
         for i, (step, sev, sid) in enumerate(finding_steps[:6]):
             top.annotate(sid, xy=(step, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10 - 10 * i),
-                         textcoords="offset points", fontsize=7, color=SEVERITY_COLOUR[sev], fontweight="bold")
+                         textcoords="offset points", fontsize=8.5, color=SEVERITY_COLOUR[sev], fontweight="bold")
         axes[-1].set_xlabel(label(table, "chart_step", langs))
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
