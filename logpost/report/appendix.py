@@ -37,6 +37,7 @@ class Excerpt:
     last: int
     lines: tuple[ExcerptLine, ...]
     cited: tuple[int, ...]
+    refs: tuple[str, ...] = ()  # ids of the findings citing these lines (filled by the report context)
 
 
 def readable(source: str) -> bool:

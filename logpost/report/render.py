@@ -31,20 +31,29 @@ def environment(template_dir: str | None = None, autoescape: bool | None = None,
 
     ``template_dir`` comes first: a file there overrides the package's template of the same name,
     and the package's own stay reachable as ``default/<name>`` (so an override can extend them).
-    HTML templates are autoescaped (log text is untrusted); Markdown ones are not.
+    HTML templates are autoescaped (log text is untrusted); Markdown ones are not. Environments are
+    cached (compiling the templates costs more than rendering them); ``t`` is bound per render.
     """
+    if template_dir and not os.path.isdir(template_dir):
+        raise InputError(f"{template_dir}: template folder does not exist")
+    env = _environment(os.path.abspath(template_dir) if template_dir else None, autoescape)
+    if table is not None and table is not strings():
+        env = env.overlay()
+        env.globals["t"] = functools.partial(tr, table)
+    return env
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(template_dir: str | None, autoescape: bool | None) -> jinja2.Environment:
     package = jinja2.FileSystemLoader(str(resources.files("logpost.templates")))
     loaders: list[jinja2.BaseLoader] = [package, jinja2.PrefixLoader({"default": package})]
     if template_dir:
-        if not os.path.isdir(template_dir):
-            raise InputError(f"{template_dir}: template folder does not exist")
         loaders.insert(0, jinja2.FileSystemLoader(template_dir))
     escape: bool | Callable[[str | None], bool] = autoescape if autoescape is not None else _is_html
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                              autoescape=escape, keep_trailing_newline=True, trim_blocks=True,
                              lstrip_blocks=True)
-    strings_table = table if table is not None else load_strings(template_dir)
-    env.globals["t"] = functools.partial(tr, strings_table)
+    env.globals["t"] = functools.partial(tr, strings())
     env.globals["asset"] = functools.partial(_asset, env)
     env.filters["num"] = num
     env.filters["ticks"] = ticks
