@@ -57,8 +57,15 @@ def _environment(template_dir: str | None, autoescape: bool | None) -> jinja2.En
     env.globals["asset"] = functools.partial(_asset, env)
     env.filters["num"] = num
     env.filters["ticks"] = ticks
+    env.filters["fence"] = fence
     env.filters["md_cell"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     return env
+
+
+def fence(texts: Any) -> str:
+    """A Markdown code fence longer than any backtick run in ``texts`` (log lines can hold ```)."""
+    longest = max((len(m) for t in texts for m in re.findall(r"`+", str(t))), default=0)
+    return "`" * max(3, longest + 1)
 
 
 _TICKS = re.compile(r"`([^`\n]+)`")
@@ -88,7 +95,18 @@ def translate(key: str, lang: str, *args: Any, **kw: Any) -> str:
 def render_markdown(pm: Postmortem, lang: str = "both", template_dir: str | None = None) -> str:
     table = load_strings(template_dir)
     ctx = build_context(pm, lang, table)
-    return environment(template_dir, autoescape=False, table=table).get_template("report.md.j2").render(c=ctx)
+    return _render(environment(template_dir, autoescape=False, table=table), "report.md.j2", template_dir, c=ctx)
+
+
+def _render(env: jinja2.Environment, name: str, template_dir: str | None, **values: Any) -> str:
+    """Render a template; a mistake in a user's ``--template-dir`` is an InputError (one line, exit 2)."""
+    try:
+        return env.get_template(name).render(**values)
+    except jinja2.TemplateError as exc:
+        if not template_dir:
+            raise
+        where = f"{exc.filename or name}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else name
+        raise InputError(f"{template_dir}: template error in {where}: {exc.message or exc}") from None
 
 
 def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str]]) -> ReportContext:
@@ -115,7 +133,7 @@ def render_html(pm: Postmortem, lang: str = "both", template_dir: str | None = N
     """
     table = load_strings(template_dir)
     ctx = html_context(pm, lang, table)
-    return environment(template_dir, table=table).get_template("report.html.j2").render(c=ctx, media=media)
+    return _render(environment(template_dir, table=table), "report.html.j2", template_dir, c=ctx, media=media)
 
 
 def render_pdf(pm: Postmortem, lang: str = "both", template_dir: str | None = None) -> bytes:
