@@ -156,9 +156,15 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
     by_kind = {k: frame[frame["kind"] == k] for k in ("train", "eval")}
     panels = []
     for p in PANELS:
-        present = [(col, kind) for col, kind in zip(p.series, p.kinds, strict=True)
-                   if col in frame and (by_kind[kind][col].notna().any() or _nonfinite(by_kind[kind], col).any())]
-        if present:
+        present, points = [], 0
+        for col, kind in zip(p.series, p.kinds, strict=True):
+            if col not in frame:
+                continue
+            n = int(by_kind[kind][col].notna().sum()) + int(_nonfinite(by_kind[kind], col).sum())
+            if n:
+                present.append((col, kind))
+                points += n
+        if points >= 2:  # one value is not a curve
             panels.append((p, present))
     if not panels:
         return None
@@ -228,7 +234,13 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
                             label=label(table, "chart_nonfinite", langs))
                 if col == p.series[0]:
                     main_values = y
-            ax.set_yscale(_scale(main_values))
+            finite_main = main_values[np.isfinite(main_values)]
+            if p.key == "loss_scale" and len(finite_main) and (finite_main > 0).all():
+                # The dynamic loss scale moves by factors of 2: show it as powers of two.
+                ax.set_yscale("log", base=2)
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"2^{math.log2(v):.0f}" if v > 0 else ""))
+            else:
+                ax.set_yscale(_scale(main_values))
             if ax.get_yscale() == "linear":  # "2e+05", never a detached "1e5" offset over the title
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
             ax.set_title(label(table, "chart_" + p.key, langs), color="#222222")
@@ -243,8 +255,10 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
                           ncols=min(3, len(unique)), borderaxespad=0.1, handlelength=1.6)
         top = axes[0]
         for i, (step, sev, sid) in enumerate(finding_steps[:6]):
-            top.annotate(sid, xy=(step, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10 - 10 * i),
-                         textcoords="offset points", fontsize=8.5, color=SEVERITY_COLOUR[sev], fontweight="bold")
+            # Below the row of nan/inf marks, on a white backing so a curve behind stays readable.
+            top.annotate(sid, xy=(step, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -22 - 11 * i),
+                         textcoords="offset points", fontsize=8.5, color=SEVERITY_COLOUR[sev], fontweight="bold",
+                         bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
         axes[-1].set_xlabel(label(table, "chart_step", langs))
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
