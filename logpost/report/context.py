@@ -282,20 +282,23 @@ def metrics_rows(pm: Postmortem, limit: int = TABLE_ROWS) -> tuple[MetricsRow, .
     rows = []
     for i in sorted(picks):
         r = train.iloc[i]
+        bad = set(str(r["nonfinite"]).split(",")) if not pd.isna(r["nonfinite"]) else set()
         rows.append(MetricsRow(
             step=num(None if pd.isna(r["step"]) else int(r["step"])),
-            loss=_cell(r["loss"]), grad_norm=_cell(r["grad_norm"]), learning_rate=_cell(r["learning_rate"]),
-            eval_loss=_cell(r["eval_loss"]), line=num(None if pd.isna(r["line"]) else int(r["line"])),
+            loss=_cell(r["loss"], "loss" in bad), grad_norm=_cell(r["grad_norm"], "grad_norm" in bad),
+            learning_rate=_cell(r["learning_rate"], "learning_rate" in bad),
+            eval_loss=_cell(r["eval_loss"], "eval_loss" in bad), line=num(None if pd.isna(r["line"]) else int(r["line"])),
             flagged=(not pd.isna(r["line"])) and int(r["line"]) in flagged_lines))
     return tuple(rows)
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, nonfinite: bool = False) -> str:
+    """A metric as text; a NaN cell is "not logged" (–) unless the record logged it as nan/inf."""
     if v is None or v is pd.NA:
-        return "–"
+        return "nan" if nonfinite else "–"
     f = float(v)
     if math.isnan(f):
-        return "–"
+        return "nan" if nonfinite else "–"
     return fmt_number(f)
 
 
@@ -482,8 +485,9 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
     elif run.meta.get("completed"):
         out.append(TimelineEntry("completed", None, None, None, _both(table, "tl_completed"), None))
     end_key = "tl_end" if run.meta.get("completed") else "tl_end_abrupt"
-    out.append(TimelineEntry("end", run.lines or None, None, when(run.lines), _both(table, end_key),
-                             run.meta.get("last_line_text") or None))
+    if not (done and done[0] == run.lines and run.meta.get("completed")):  # else "completed" says it already
+        out.append(TimelineEntry("end", run.lines or None, None, when(run.lines), _both(table, end_key),
+                                 run.meta.get("last_line_text") or None))
     order = {"start": 0, "end": 2}
     return tuple(sorted(out, key=lambda e: (order.get(e.kind, 1), e.line if e.line is not None else 1 << 62)))
 
