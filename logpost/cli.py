@@ -112,9 +112,12 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
     pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules))
     if fmt == "json":
         emit(render.render_json(pm), output)
-    elif fmt in ("md", "html", "pdf"):
-        document = {"md": render.render_markdown, "html": render.render_html, "pdf": render.render_pdf}[fmt]
-        emit(document(pm, lang or "both", template_dir), output)
+    elif fmt == "md":
+        emit(render.render_markdown(pm, lang or "both", template_dir), output)
+    elif fmt == "html":
+        emit(render.render_html(pm, lang or "both", template_dir), output)
+    elif fmt == "pdf":
+        emit(render.render_pdf(pm, lang or "both", template_dir), output)
     else:
         colour = color if color is not None else (output is None and sys.stdout.isatty())
         emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour)), output)

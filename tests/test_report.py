@@ -137,7 +137,7 @@ def test_log_text_is_escaped(tmp_path):
     evil = "<script>alert(1)</script>"
     lines = open(NAN, encoding="utf-8").read().split("\n")
     lines.insert(38, evil)  # right after the first cited nan line (38): shown in the appendix context
-    lines.append(f'"base_model": "<img src=x onerror=alert(2)>"')
+    lines.append('"base_model": "<img src=x onerror=alert(2)>"')
     lines.append(evil)  # the last line: shown on the timeline
     log = tmp_path / "evil.log"
     log.write_text("\n".join(lines), encoding="utf-8")
@@ -302,3 +302,35 @@ def test_template_mistakes_are_input_errors(tmp_path, zero):
     assert r.exit_code == 2 and "template error" in r.stderr and out.read_text() == "previous report"
     r = CliRunner().invoke(main, ["analyze", ZERO, "-f", "html", "--template-dir", str(tmp_path / "nope")])
     assert r.exit_code == 2 and r.stderr.count("\n") == 1
+
+
+# -- strings ---------------------------------------------------------------------------------------
+
+def test_every_string_exists_in_both_languages_with_the_same_placeholders():
+    import string
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    table = strings()
+    fields = string.Formatter()
+    for key, forms in table.items():
+        assert set(forms) == {"en", "zh"}, key
+        assert all(forms[lg].strip() for lg in forms), key
+        # named fields must match; a bare {} may be Chinese word order only ("step" / "第 {} 步")
+        names = [{f for _, f, _, _ in fields.parse(forms[lg]) if f} for lg in ("en", "zh")]
+        assert names[0] == names[1], (key, names)
+    used = set()
+    for path in [*(ROOT / "templates").glob("*.j2"), *(ROOT / "logpost" / "report").glob("*.py")]:
+        text = Path(path).read_text(encoding="utf-8")
+        used |= set(re.findall(r"""\b(?:t|L|H|label|tr\(table,|_both\(table,)\(?\s*["']([a-z_]+)["']""", text))
+    missing = sorted(k for k in used if k not in table and not k.endswith("_"))  # "verdict_" ~ c.verdict
+    assert not missing and len(used) > 60, missing
+    from logpost.model import Severity, Verdict
+
+    for v in Verdict:  # keys built at render time
+        assert f"verdict_{v.value}" in table and f"verdict_badge_{v.value}" in table
+    for sev in Severity:
+        assert f"sev_{sev.label}" in table
+    for kind in ("error", "traceback"):
+        assert f"tl_{kind}" in table

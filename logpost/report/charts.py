@@ -179,7 +179,7 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    rc: dict[str, Any] = {
+    rc: Any = {
         "svg.hashsalt": "logpost",  # stable element ids: same log, same bytes
         "svg.fonttype": "path",  # glyphs as paths: no font needed where the report is read
         # A list of families: glyphs DejaVu lacks (Chinese) fall back to the CJK font, per glyph.

@@ -319,7 +319,7 @@ def build_context(pm: Postmortem, lang: str = "both",
                        for e in f.evidence)) for f in pm.findings)
     header = run_header(pm, run)
     return ReportContext(langs=langs, version=__version__, verdict=pm.verdict.value, run=run,
-                         findings=views, metrics=metrics_rows(pm), s=dict(table),
+                         findings=views, metrics=metrics_rows(pm), s={k: dict(v) for k, v in table.items()},
                          header=header, summary=exec_summary(pm, run, table),
                          timeline=timeline(pm, table, header.started), config=configuration(pm, table),
                          appendix=appendix)
@@ -348,9 +348,9 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
     planned = _planned(pm)
     root = pm.findings[0] if pm.findings else None
     wasted = share = None
+    span = last - (first if first is not None else 1) + 1 if last is not None else 0
     if root is not None and root.severity >= Severity.ERROR and root.first_step is not None and last is not None:
         wasted = max(0, last - root.first_step + 1)
-        span = last - (first if first is not None else 1) + 1
         share = wasted / span if span > 0 else None
     out: dict[str, tuple[str, ...]] = {}
     for lg in LANGS:
@@ -370,7 +370,7 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
             elif root.first_line is not None:
                 say.append(tr(table, "sum_since_line", lg, line=root.first_line))
             if wasted is not None and logged:
-                say.append(tr(table, "sum_wasted", lg, wasted=wasted, steps=last - (first or 1) + 1,
+                say.append(tr(table, "sum_wasted", lg, wasted=wasted, steps=span,
                               share=f"{share:.0%}" if share is not None else "–"))
         if planned and last is not None and not run.completed and last < planned:
             say.append(tr(table, "sum_stopped", lg, last=last, planned=planned))

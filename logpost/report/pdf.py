@@ -23,7 +23,7 @@ class RefusedURL(Exception):
 
 def make_fetcher(roots: Sequence[str]) -> Any:
     """A WeasyPrint URL fetcher that serves ``data:`` URIs and files under ``roots`` only."""
-    from weasyprint.urls import URLFetcher
+    from weasyprint.urls import URLFetcher  # type: ignore[import-untyped]
 
     allowed = [os.path.realpath(r) for r in roots]
 
@@ -48,7 +48,7 @@ def html_to_pdf(html: str, roots: Sequence[str]) -> bytes:
         InputError: WeasyPrint (or the Pango library it needs) is not installed.
     """
     try:
-        import weasyprint
+        import weasyprint  # type: ignore[import-untyped]
     except (ImportError, OSError) as exc:  # OSError: the Pango/HarfBuzz shared libraries are missing
         raise InputError(f"PDF output needs WeasyPrint and Pango (see README, set-up): {exc}") from None
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # its CSS notices are not the reader's business

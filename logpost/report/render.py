@@ -17,8 +17,16 @@ import jinja2
 from markupsafe import Markup, escape
 
 from logpost.model import InputError, Postmortem, Severity
-from logpost.report.context import (Chart, ReportContext, build_context, load_strings, num, strings, to_json,
-                                    tr)
+from logpost.report.context import (
+    Chart,
+    ReportContext,
+    build_context,
+    load_strings,
+    num,
+    strings,
+    to_json,
+    tr,
+)
 
 _SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
                     Severity.INFO: "cyan"}
@@ -107,6 +115,10 @@ def _render(env: jinja2.Environment, name: str, template_dir: str | None, **valu
             raise
         where = f"{exc.filename or name}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else name
         raise InputError(f"{template_dir}: template error in {where}: {exc.message or exc}") from None
+    except (KeyError, IndexError, ValueError) as exc:  # t() with an unknown key or placeholder
+        if not template_dir:
+            raise
+        raise InputError(f"{template_dir}: template error in {name}: unknown string or placeholder {exc}") from None
 
 
 def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str]]) -> ReportContext:
