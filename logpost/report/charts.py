@@ -223,7 +223,8 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
                 xs, ys = downsample(x[finite], y[finite], keep)
                 name = "chart_train_loss" if (p.key == "loss" and len(present) > 1 and col == "loss") else "chart_" + col
                 colour = SERIES_COLOUR[col]
-                style = {"marker": "o", "markersize": 2.5} if kind == "eval" or len(xs) <= 60 else {}
+                # Dots only on the sparse eval series: every marker is an SVG element WeasyPrint draws.
+                style = {"marker": "o", "markersize": 3} if kind == "eval" else {}
                 ax.plot(xs, ys, color=colour, linewidth=1.1, label=label(table, name, langs), **style)
                 if bad.any():
                     bx = x[bad]
