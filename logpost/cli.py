@@ -59,6 +59,8 @@ def emit(text: str | bytes, output: str | None) -> None:
 
         write_atomic(output, text)
     else:
+        if isinstance(text, bytes) and sys.stdout.isatty():
+            raise InputError("a PDF is binary: write it with -o FILE (or pipe stdout to a file)")
         click.echo(text, nl=False)
 
 

@@ -276,6 +276,8 @@ def test_cli_pdf_and_html_to_files(tmp_path):
     r = CliRunner().invoke(main, ["analyze", NAN, "-f", "html", "-o", str(html)])
     assert r.exit_code == 1 and "<!DOCTYPE html>" in html.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pm.html", "pm.pdf"]
+    r = CliRunner().invoke(main, ["analyze", HEALTHY, "-f", "pdf"])  # stdout is a pipe here
+    assert r.exit_code == 0 and r.stdout_bytes.startswith(b"%PDF-")
 
 
 def test_template_dir_overrides_and_extends(tmp_path, zero):
