@@ -267,5 +267,6 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
     return svg[svg.index("<svg"):]
 
 
-def captions(table: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    return {lg: table["charts_note"][lg] for lg in LANGS}
+def captions(table: Mapping[str, Mapping[str, str]], marked: bool = True) -> dict[str, str]:
+    """The caption explains the marks; a run without findings has none to explain."""
+    return {lg: table["charts_note" if marked else "charts_note_plain"][lg] for lg in LANGS}

@@ -20,6 +20,7 @@ from logpost.model import InputError, Postmortem, Severity
 from logpost.report.context import (
     Chart,
     ReportContext,
+    bare_frame,
     build_context,
     load_strings,
     num,
@@ -128,7 +129,8 @@ def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str
     ctx = build_context(pm, lang, table)
     wasted_from = ctx.summary.since_step if ctx.summary and ctx.summary.wasted_steps else None
     svg = metrics_figure(pm, ctx.langs, table, wasted_from)
-    charts = (Chart("metrics", svg, captions(table)),) if svg else ()
+    marked = bool(ctx.findings) or bare_frame(pm)["nonfinite"].notna().any()
+    charts = (Chart("metrics", svg, captions(table, bool(marked))),) if svg else ()
     return dataclasses.replace(ctx, charts=charts)
 
 
