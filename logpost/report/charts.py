@@ -132,11 +132,10 @@ def _scale(values: np.ndarray) -> str:
     return "log" if v.max() / v.min() > 1e3 else "linear"
 
 
-def _steps(rows: pd.DataFrame) -> np.ndarray:
-    steps = rows["step"]
-    if steps.notna().all():
-        return steps.to_numpy(dtype="float64")
-    return np.arange(1, len(rows) + 1, dtype="float64")  # no step known: the record's ordinal
+def _steps(rows: pd.DataFrame, ordinal: bool) -> np.ndarray:
+    if ordinal:  # no record has a step: plot against the record's ordinal
+        return np.arange(1, len(rows) + 1, dtype="float64")
+    return rows["step"].to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _nonfinite(rows: pd.DataFrame, col: str) -> np.ndarray:
@@ -153,6 +152,10 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
     if frame.empty:
         return None
     frame = frame.sort_values(["step", "line"], kind="stable", na_position="last")
+    # Records without a step cannot sit on a step axis; only when none has one, use the ordinal.
+    ordinal = not frame["step"].notna().any()
+    if not ordinal:
+        frame = frame[frame["step"].notna()]
     by_kind = {k: frame[frame["kind"] == k] for k in ("train", "eval")}
     panels = []
     for p in PANELS:
@@ -210,12 +213,14 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
         fig.subplots_adjust(left=0.85 / width, right=1 - 0.15 / width, top=1 - top / height, bottom=bottom / height,
                             hspace=gap / panel)
         axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-        last_step = float(np.nanmax(_steps(by_kind["train"]))) if len(by_kind["train"]) else None
+        last_step = float(np.nanmax(_steps(by_kind["train"], ordinal))) if len(by_kind["train"]) else None
+        if ordinal:  # finding steps are not on this axis
+            finding_steps, wasted_from = [], None
         for ax, (p, present) in zip(axes, panels, strict=True):
             main_values = np.array([], dtype="float64")
             for col, kind in present:
                 rows = by_kind[kind]
-                x = _steps(rows)
+                x = _steps(rows, ordinal)
                 y = rows[col].to_numpy(dtype="float64", na_value=np.nan)
                 bad = _nonfinite(rows, col)
                 finite = np.isfinite(y)
@@ -260,7 +265,7 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
             top.annotate(sid, xy=(step, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -22 - 11 * i),
                          textcoords="offset points", fontsize=8.5, color=SEVERITY_COLOUR[sev], fontweight="bold",
                          bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
-        axes[-1].set_xlabel(label(table, "chart_step", langs))
+        axes[-1].set_xlabel(label(table, "chart_record" if ordinal else "chart_step", langs))
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     svg = buf.getvalue()
