@@ -149,6 +149,8 @@ class ExecSummary:
     wasted_share: float | None
     planned_steps: int | None
     sentences: Mapping[str, tuple[str, ...]]
+    loss_first: str = "–"  # as text: "nan" when the record logged nan, "–" when it logged no loss
+    loss_last: str = "–"
 
 
 @dataclass(frozen=True)
@@ -380,7 +382,13 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
         if others:
             say.append(tr(table, "sum_others", lg, n=len(others), ids=", ".join(others)))
         out[lg] = tuple(say)
-    return ExecSummary(root_id=root.id if root else None,
+    train = train_sorted(pm)
+    ends = ["–", "–"]
+    for i, pos in enumerate((0, -1)):
+        if len(train):
+            r = train.iloc[pos]
+            ends[i] = _cell(r["loss"], "loss" in str(r["nonfinite"]).split(","))
+    return ExecSummary(loss_first=ends[0], loss_last=ends[1], root_id=root.id if root else None,
                        since_step=root.first_step if root else None, since_line=root.first_line if root else None,
                        last_step=last, logged_steps=logged or None, wasted_steps=wasted, wasted_share=share,
                        planned_steps=planned, sentences=out)
@@ -464,7 +472,8 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
         r = train.loc[idx]
         ln = None if pd.isna(r["line"]) else int(r["line"])
         out.append(TimelineEntry(kind, ln, None if pd.isna(r["step"]) else int(r["step"]), when(ln),
-                                 _both(table, "tl_" + kind, loss=_cell(r["loss"])),
+                                 _both(table, "tl_" + kind,
+                                       loss=_cell(r["loss"], "loss" in str(r["nonfinite"]).split(","))),
                                  texts_rows[idx] if idx < len(texts_rows) else None))
     for f in pm.findings:
         out.append(TimelineEntry("finding", f.first_line, f.first_step, when(f.first_line),
