@@ -58,9 +58,9 @@ def _environment(template_dir: str | None, autoescape: bool | None) -> jinja2.En
     loaders: list[jinja2.BaseLoader] = [package, jinja2.PrefixLoader({"default": package})]
     if template_dir:
         loaders.insert(0, jinja2.FileSystemLoader(template_dir))
-    escape: bool | Callable[[str | None], bool] = autoescape if autoescape is not None else _is_html
+    auto: bool | Callable[[str | None], bool] = autoescape if autoescape is not None else _is_html
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                             autoescape=escape, keep_trailing_newline=True, trim_blocks=True,
+                             autoescape=auto, keep_trailing_newline=True, trim_blocks=True,
                              lstrip_blocks=True)
     env.globals["t"] = functools.partial(tr, strings())
     env.globals["asset"] = functools.partial(_asset, env)
@@ -136,7 +136,7 @@ def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str
 
 def render_html(pm: Postmortem, lang: str = "both", template_dir: str | None = None, *,
                 media: str = "screen") -> str:
-    """One self-contained HTML document (inline CSS and SVG, no external request).
+    """One self-contained HTML document (inline CSS, charts as SVG data URIs, no external request).
 
     Args:
         pm: the postmortem.
