@@ -272,6 +272,12 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
     return svg[svg.index("<svg"):]
 
 
-def captions(table: Mapping[str, Mapping[str, str]], marked: bool = True) -> dict[str, str]:
-    """The caption explains the marks; a run without findings has none to explain."""
-    return {lg: table["charts_note" if marked else "charts_note_plain"][lg] for lg in LANGS}
+def captions(table: Mapping[str, Mapping[str, str]], marked: bool = True, points: int = 0) -> dict[str, str]:
+    """The caption explains the marks (a run without findings has none) and any downsampling."""
+    out = {}
+    for lg in LANGS:
+        text = table["charts_note" if marked else "charts_note_plain"][lg]
+        if points > MAX_POINTS:
+            text += " " + table["charts_sampled"][lg].format(n=f"{MAX_POINTS:,}")
+        out[lg] = text
+    return out

@@ -129,8 +129,10 @@ def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str
     ctx = build_context(pm, lang, table)
     wasted_from = ctx.summary.since_step if ctx.summary and ctx.summary.wasted_steps else None
     svg = metrics_figure(pm, ctx.langs, table, wasted_from)
-    marked = bool(ctx.findings) or bare_frame(pm)["nonfinite"].notna().any()
-    charts = (Chart("metrics", svg, captions(table, bool(marked))),) if svg else ()
+    frame = bare_frame(pm)
+    marked = bool(ctx.findings) or bool(frame["nonfinite"].notna().any())
+    points = int((frame["kind"] == "train").sum())
+    charts = (Chart("metrics", svg, captions(table, marked, points)),) if svg else ()
     return dataclasses.replace(ctx, charts=charts)
 
 
