@@ -55,9 +55,10 @@ def environment(template_dir: str | None = None, autoescape: bool | None = None,
 @functools.lru_cache(maxsize=16)
 def _environment(template_dir: str | None, autoescape: bool | None) -> jinja2.Environment:
     package = jinja2.FileSystemLoader(str(resources.files("logpost.templates")))
-    loaders: list[jinja2.BaseLoader] = [package, jinja2.PrefixLoader({"default": package})]
+    # "default/<name>" always means the package's file, even if DIR has a "default" folder.
+    loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({"default": package}), package]
     if template_dir:
-        loaders.insert(0, jinja2.FileSystemLoader(template_dir))
+        loaders.insert(1, jinja2.FileSystemLoader(template_dir))
     auto: bool | Callable[[str | None], bool] = autoescape if autoescape is not None else _is_html
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                              autoescape=auto, keep_trailing_newline=True, trim_blocks=True,
