@@ -122,6 +122,15 @@ def test_stdin_has_no_file_to_reread():
     assert "无法回读上下文" in r.stdout and ">    769  {'loss': '0'" in r.stdout
 
 
+def test_a_source_that_is_not_a_file_degrades(zero, tmp_path):
+    import dataclasses
+
+    gone = dataclasses.replace(zero, source=str(tmp_path / "rotated-away.log"))
+    app = build_context(gone, "en").appendix
+    assert not app.available and app.reason == "not_a_file" and [e.line for e in app.cited][:2] == [740, 769]
+    assert "not one file that can be re-read" in render_html(gone, "en")
+
+
 # -- HTML ------------------------------------------------------------------------------------------
 
 def test_html_is_self_contained(zero):
@@ -336,3 +345,5 @@ def test_every_string_exists_in_both_languages_with_the_same_placeholders():
         assert f"sev_{sev.label}" in table
     for kind in ("error", "traceback"):
         assert f"tl_{kind}" in table
+    for reason in ("stdin", "not_a_file", "unreadable"):
+        assert f"appendix_{reason}" in table

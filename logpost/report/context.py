@@ -202,6 +202,7 @@ class Appendix:
     cited: tuple[EvidenceView, ...]
     omitted: int = 0
     cited_by: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # line -> finding ids citing it
+    reason: str | None = None  # why there is no context: "stdin" | "not_a_file" | "unreadable"
 
 
 @dataclass(frozen=True)
@@ -504,9 +505,10 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
 # -- configuration seen in the log ---------------------------------------------------------------
 
 # Metadata the parsers keep for their own use, not settings of the run.
-_NOT_CONFIG = frozenset({"summary_line", "completed", "last_line_text", "bytes", "events_dropped", "header"})
+_NOT_CONFIG = frozenset({"summary_line", "completed", "last_line_text", "bytes", "events_dropped", "header",
+                         "truncated", "sources"})
 # Known keys first, in reading order; any other setting a parser records follows under its own name.
-CONFIG_ORDER = ("model", "num_examples", "num_epochs", "steps_per_epoch", "per_device_batch_size",
+CONFIG_ORDER = ("model", "dtype", "zero_stage", "deepspeed_version", "num_examples", "num_epochs", "steps_per_epoch", "per_device_batch_size",
                 "gradient_accumulation_steps", "total_batch_size", "total_steps", "max_steps", "total_num_steps",
                 "trainable_parameters", "peft_trainable_params", "total_num_tokens", "total_supervised_tokens",
                 "data_loader_len")
@@ -565,15 +567,17 @@ def build_appendix(pm: Postmortem, context: int = CONTEXT_LINES) -> Appendix:
     cited_by = {k: tuple(v) for k, v in by.items()}
     cited = [seen[k] for k in sorted(seen)]
     kept, omitted = cited[:MAX_CITED], max(0, len(cited) - MAX_CITED)
-    if not kept or not readable(pm.source):  # stdin: no context, the cited text alone
+    if not kept or not readable(pm.source):  # stdin, a folder of logs: no context, the cited text alone
+        reason = "stdin" if pm.source in ("-", "<stdin>") else "not_a_file"
         return Appendix(available=False, context=context, excerpts=(),
                         cited=tuple(dataclasses.replace(e, anchor=f"L{e.line}") for e in kept), omitted=omitted,
-                        cited_by=cited_by)
+                        cited_by=cited_by, reason=reason if kept else None)
     try:
         blocks = excerpts(pm.source, [e.line for e in kept if e.line is not None], context)
     except OSError:
-        return Appendix(available=False, context=context, excerpts=(), cited=tuple(kept), omitted=omitted,
-                        cited_by=cited_by)
+        return Appendix(available=False, context=context, excerpts=(),
+                        cited=tuple(dataclasses.replace(e, anchor=f"L{e.line}") for e in kept), omitted=omitted,
+                        cited_by=cited_by, reason="unreadable")
     blocks = tuple(dataclasses.replace(b, refs=tuple(dict.fromkeys(i for n in b.cited for i in cited_by.get(n, ()))))
                    for b in blocks)
     found = {n for b in blocks for n in b.cited}
