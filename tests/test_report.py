@@ -62,7 +62,7 @@ def test_timeline_and_configuration_come_from_the_log(zero):
     assert kinds[0] == "start" and kinds[-1] == "end" and "finding" in kinds and "completed" in kinds
     lines = [e.line for e in ctx.timeline[1:-1]]
     assert lines == sorted(lines)
-    finding = next(e for e in ctx.timeline if e.kind == "finding")
+    finding = next(e for e in ctx.timeline if e.kind == "finding" and "ZERO_LOSS" in e.label["en"])
     assert (finding.line, finding.step) == (769, 1)
     assert ctx.header.started == "2026-11-27 23:56" and ctx.header.model == "/home/user/ft/tiny-model"
     config = {c.key: c for c in ctx.config}
@@ -86,9 +86,10 @@ def test_appendix_shows_each_cited_line_with_its_file_context(zero):
     cited = {e.line for f in zero.findings for e in f.evidence if e.line is not None}
     assert app.available and {n for ex in app.excerpts for n in ex.cited} == cited
     raw = file_lines(ZERO)
+    citing = {n: {f.id for f in zero.findings for e in f.evidence if e.line == n} for n in cited}
     for ex in app.excerpts:
         assert [ln.no for ln in ex.lines] == list(range(ex.first, ex.last + 1))
-        assert ex.refs == ("ZERO_LOSS",)
+        assert set(ex.refs) == set().union(*(citing[n] for n in ex.cited))
         for ln in ex.lines:
             assert ln.text == appendix.display(raw[ln.no - 1])
             assert ln.cited == (ln.no in cited)
@@ -127,7 +128,7 @@ def test_a_source_that_is_not_a_file_degrades(zero, tmp_path):
 
     gone = dataclasses.replace(zero, source=str(tmp_path / "rotated-away.log"))
     app = build_context(gone, "en").appendix
-    assert not app.available and app.reason == "not_a_file" and [e.line for e in app.cited][:2] == [740, 769]
+    assert not app.available and app.reason == "not_a_file" and {740, 769} <= {e.line for e in app.cited}
     assert "not one file that can be re-read" in render_html(gone, "en")
 
 
