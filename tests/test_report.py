@@ -348,3 +348,32 @@ def test_every_string_exists_in_both_languages_with_the_same_placeholders():
         assert f"tl_{kind}" in table
     for reason in ("stdin", "not_a_file", "unreadable"):
         assert f"appendix_{reason}" in table
+
+
+def test_read_lines_matches_a_plain_split(tmp_path_factory):
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    folder = tmp_path_factory.mktemp("lines")
+
+    @example(b"", [1], 1)
+    @example(b"a\n\n", [1, 2, 3], 1)
+    @example(b"a\nbc", [2], 2)
+    @settings(max_examples=150, deadline=None)
+    @given(st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n")), st.lists(st.integers(-2, 80), max_size=8),
+           st.sampled_from([1, 2, 5, 64]))
+    def check(data, wanted, block):
+        path = folder / "f.log"
+        path.write_bytes(data)
+        lines = data.split(b"\n") if data else []  # an empty file has no line
+        if data.endswith(b"\n"):
+            lines = lines[:-1]  # a final newline ends the last line, it does not start another
+        expect = {n: lines[n - 1] for n in wanted if 1 <= n <= len(lines)}
+        old = appendix.BLOCK
+        appendix.BLOCK = block
+        try:
+            assert appendix.read_lines(str(path), wanted) == expect
+        finally:
+            appendix.BLOCK = old
+
+    check()
