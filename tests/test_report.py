@@ -351,7 +351,7 @@ def test_every_string_exists_in_both_languages_with_the_same_placeholders():
 
 
 def test_read_lines_matches_a_plain_split(tmp_path_factory):
-    from hypothesis import example, given, settings
+    from hypothesis import assume, example, given, settings
     from hypothesis import strategies as st
 
     folder = tmp_path_factory.mktemp("lines")
@@ -363,6 +363,7 @@ def test_read_lines_matches_a_plain_split(tmp_path_factory):
     @given(st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n")), st.lists(st.integers(-2, 80), max_size=8),
            st.sampled_from([1, 2, 5, 64]))
     def check(data, wanted, block):
+        assume(not data.startswith(b"\x1f\x8b"))  # gzip magic: read as gzip (see the next test)
         path = folder / "f.log"
         path.write_bytes(data)
         lines = data.split(b"\n") if data else []  # an empty file has no line
@@ -377,3 +378,14 @@ def test_read_lines_matches_a_plain_split(tmp_path_factory):
             appendix.BLOCK = old
 
     check()
+
+
+def test_corrupt_gzip_is_an_unreadable_appendix(zero, tmp_path):
+    import dataclasses
+
+    bad = tmp_path / "run.log.gz"
+    bad.write_bytes(gzip.compress(open(ZERO, "rb").read())[:300])  # cut short
+    with pytest.raises(OSError):
+        appendix.read_lines(str(bad), [769])
+    app = build_context(dataclasses.replace(zero, source=str(bad)), "en").appendix
+    assert not app.available and app.reason == "unreadable" and app.cited

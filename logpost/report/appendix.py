@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import os
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -53,7 +54,18 @@ def _open(path: str):  # type: ignore[no-untyped-def]
 
 
 def read_lines(path: str, wanted: Iterable[int]) -> dict[int, bytes]:
-    """The raw bytes (without ``\\n``) of the wanted 1-based physical lines, in one streaming pass."""
+    """The raw bytes (without ``\\n``) of the wanted 1-based physical lines, in one streaming pass.
+
+    Raises:
+        OSError: the file cannot be read (a truncated or corrupt ``.gz`` included).
+    """
+    try:
+        return _read_lines(path, wanted)
+    except (EOFError, zlib.error) as exc:  # gzip's own errors that are not OSErrors
+        raise OSError(f"{path}: {exc}") from None
+
+
+def _read_lines(path: str, wanted: Iterable[int]) -> dict[int, bytes]:
     want = sorted({n for n in wanted if n >= 1})
     out: dict[int, bytes] = {}
     if not want:

@@ -28,7 +28,7 @@ import pandas as pd
 from logpost.model import LANGS, Postmortem, Severity
 
 MAX_POINTS = 1000  # per series; above this a series is reduced to per-interval min/max
-MAX_MARKS = 120  # nan/inf markers drawn per panel (each is an SVG element)
+MAX_MARKS = 60  # nan/inf markers (or runs) drawn per series: each is an SVG element
 CJK_FONT_GLOBS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian/Ubuntu fonts-noto-cjk
     "/usr/share/fonts/opentype/noto/NotoSansCJK*-Regular.*",
@@ -145,6 +145,35 @@ def _nonfinite(rows: pd.DataFrame, col: str) -> np.ndarray:
     return hit[codes]  # the sentinel -1 picks the trailing False
 
 
+def nonfinite_runs(bad: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions of each run of consecutive flagged records."""
+    pos = np.flatnonzero(bad)
+    if not len(pos):
+        return []
+    cuts = np.flatnonzero(np.diff(pos) > 1)
+    starts = np.concatenate([[pos[0]], pos[cuts + 1]])
+    ends = np.concatenate([pos[cuts], [pos[-1]]])
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _mark_nonfinite(ax: Any, x: np.ndarray, bad: np.ndarray, name: str) -> None:
+    """Records logged as nan/inf, along the top of the panel: a × each when few, else a bar per run.
+
+    Thousands of markers would each be an SVG element (slow in WeasyPrint, unreadable anyway).
+    """
+    top = ax.get_xaxis_transform()
+    style = {"color": "#b3261e", "clip_on": False, "label": name}
+    if int(bad.sum()) <= MAX_MARKS:
+        bx = x[bad]
+        ax.plot(bx, np.full(len(bx), 0.96), transform=top, linestyle="none", marker="x", markersize=4, **style)
+        return
+    runs = nonfinite_runs(bad)
+    if len(runs) > MAX_MARKS:  # scattered nan: thin them out, keep the first and the last
+        runs = [runs[i] for i in np.unique(np.linspace(0, len(runs) - 1, MAX_MARKS).astype(int))]
+    ax.hlines(np.full(len(runs), 0.96), [x[a] for a, _ in runs], [x[b] for _, b in runs], transform=top,
+              linewidth=3.5, **style)
+
+
 def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Mapping[str, str]],
                    wasted_from: int | None = None) -> str | None:
     """The metrics figure as SVG markup (no XML prolog), or None when nothing was logged over steps."""
@@ -232,12 +261,7 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
                 style = {"marker": "o", "markersize": 3} if kind == "eval" else {}
                 ax.plot(xs, ys, color=colour, linewidth=1.1, label=label(table, name, langs), **style)
                 if bad.any():
-                    bx = x[bad]
-                    if len(bx) > MAX_MARKS:
-                        bx = bx[np.linspace(0, len(bx) - 1, MAX_MARKS).astype(int)]
-                    ax.plot(bx, np.full(len(bx), 0.96), transform=ax.get_xaxis_transform(), linestyle="none",
-                            marker="x", markersize=4, color="#b3261e", clip_on=False,
-                            label=label(table, "chart_nonfinite", langs))
+                    _mark_nonfinite(ax, x, bad, label(table, "chart_nonfinite", langs))
                 if col == p.series[0]:
                     main_values = y
             finite_main = main_values[np.isfinite(main_values)]
