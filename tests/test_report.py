@@ -228,6 +228,17 @@ def test_zh_pdf_embeds_a_cjk_font_and_gives_back_the_title(zero, tmp_path):
     assert "训练复盘报告" in text and "白跑" in text and "第一步" in text
 
 
+def test_print_html_embeds_the_chart_as_png(zero):
+    html = render_html(zero, "zh", media="print")
+    assert 'src="data:image/png;base64,' in html and "data:image/svg" not in html
+    png = re.search(r'data:image/png;base64,([A-Za-z0-9+/=]+)', html).group(1)
+    import base64
+
+    raw = base64.b64decode(png)
+    width = int.from_bytes(raw[16:20], "big")
+    assert raw.startswith(b"\x89PNG") and width == round(charts.FIG_WIDTH * charts.PNG_DPI)
+
+
 def test_pdf_is_deterministic(zero):
     assert render_pdf(zero, "en") == render_pdf(zero, "en")
 

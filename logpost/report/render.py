@@ -123,17 +123,23 @@ def _render(env: jinja2.Environment, name: str, template_dir: str | None, **valu
         raise InputError(f"{template_dir}: template error in {name}: unknown string or placeholder {exc}") from None
 
 
-def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str]]) -> ReportContext:
-    """The report context plus the charts (HTML and PDF only)."""
+def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str]],
+                 media: str = "screen") -> ReportContext:
+    """The report context plus the charts (HTML and PDF only): SVG on screen, PNG in print."""
     from logpost.report.charts import captions, metrics_figure
 
     ctx = build_context(pm, lang, table)
     wasted_from = ctx.summary.since_step if ctx.summary and ctx.summary.wasted_steps else None
-    svg = metrics_figure(pm, ctx.langs, table, wasted_from)
+    image = metrics_figure(pm, ctx.langs, table, wasted_from, fmt="png" if media == "print" else "svg")
     frame = bare_frame(pm)
     marked = bool(ctx.findings) or bool(frame["nonfinite"].notna().any())
     points = int((frame["kind"] == "train").sum())
-    charts = (Chart("metrics", svg, captions(table, marked, points)),) if svg else ()
+    if image is None:
+        charts: tuple[Chart, ...] = ()
+    elif isinstance(image, bytes):
+        charts = (Chart("metrics", "", captions(table, marked, points), png=image),)
+    else:
+        charts = (Chart("metrics", image, captions(table, marked, points)),)
     return dataclasses.replace(ctx, charts=charts)
 
 
@@ -146,10 +152,11 @@ def render_html(pm: Postmortem, lang: str = "both", template_dir: str | None = N
         lang: ``en``, ``zh`` or ``both`` (interleaved per section).
         template_dir: a folder whose ``report.html.j2`` / ``report.css`` / ``strings.toml`` override
             or extend the package's.
-        media: ``screen`` or ``print`` (the PDF): print leaves out what only works on a screen.
+        media: ``screen`` or ``print`` (the PDF): print leaves out what only works on a screen and
+            embeds the chart as PNG (WeasyPrint draws SVG slowly).
     """
     table = load_strings(template_dir)
-    ctx = html_context(pm, lang, table)
+    ctx = html_context(pm, lang, table, media)
     return _render(environment(template_dir, table=table), "report.html.j2", template_dir, c=ctx, media=media)
 
 
