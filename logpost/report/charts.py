@@ -313,6 +313,6 @@ def captions(table: Mapping[str, Mapping[str, str]], marked: bool = True, points
     for lg in LANGS:
         text = table["charts_note" if marked else "charts_note_plain"][lg]
         if points > MAX_POINTS:
-            text += " " + table["charts_sampled"][lg].format(n=f"{MAX_POINTS:,}")
+            text += ("" if lg == "zh" else " ") + table["charts_sampled"][lg].format(n=f"{MAX_POINTS:,}")
         out[lg] = text
     return out
