@@ -19,7 +19,7 @@ import click
 from logpost import __version__
 from logpost.model import InputError, Severity
 
-FORMATS = ("terminal", "md", "json")
+FORMATS = ("terminal", "md", "json", "html", "pdf")
 SEVERITIES = tuple(s.label for s in Severity)
 
 
@@ -53,13 +53,15 @@ def _ids(value: str | None) -> tuple[str, ...]:
     return tuple(i.strip().upper() for i in (value or "").split(",") if i.strip())
 
 
-def emit(text: str, output: str | None) -> None:
+def emit(text: str | bytes, output: str | None) -> None:
     """Data to stdout, or atomically to a file."""
     if output and output != "-":
         from logpost.outputs import write_atomic
 
         write_atomic(output, text)
     else:
+        if isinstance(text, bytes) and sys.stdout.isatty():
+            raise InputError("a PDF is binary: write it with -o FILE (or pipe stdout to a file)")
         click.echo(text, nl=False)
 
 
@@ -92,15 +94,20 @@ def main(debug: bool) -> None:
 @click.option("--config", "config", default=None, type=click.Path(),
               help="The run's Axolotl config: check it against its data to name the cause of a zero loss.")
 @click.option("--color/--no-color", default=None, help="Colour the terminal output [default: when a TTY].")
+@click.option("--template-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder whose templates/strings override or extend the defaults (docs/templates.md).")
 @handle_errors
 def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: str, select: str | None,
-            ignore: str | None, rules: tuple[str, ...], config: str | None, color: bool | None) -> None:
+            ignore: str | None, rules: tuple[str, ...], config: str | None, color: bool | None,
+            template_dir: str | None) -> None:
     """Diagnose one training log (a path, '-' for stdin, or a .gz file).
 
     \b
     Example:
       logpost analyze train.log
       logpost analyze train.log -f md --lang zh -o postmortem.md
+      logpost analyze train.log -f pdf --lang zh -o postmortem.pdf
+      logpost analyze train.log -f html -o postmortem.html --template-dir my_templates
       logpost analyze trainer_state.json -f json
       cat train.log | logpost analyze -
       logpost analyze train.log --config axolotl.yml
@@ -113,7 +120,11 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
     if fmt == "json":
         emit(render.render_json(pm), output)
     elif fmt == "md":
-        emit(render.render_markdown(pm, lang or "both"), output)
+        emit(render.render_markdown(pm, lang or "both", template_dir), output)
+    elif fmt == "html":
+        emit(render.render_html(pm, lang or "both", template_dir), output)
+    elif fmt == "pdf":
+        emit(render.render_pdf(pm, lang or "both", template_dir), output)
     else:
         colour = color if color is not None else (output is None and sys.stdout.isatty())
         emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour)), output)

@@ -1,44 +1,172 @@
-"""Render a postmortem: Markdown (jinja2 template), JSON, and the terminal summary."""
+"""Render a postmortem: Markdown and HTML (jinja2 templates), PDF (the HTML through WeasyPrint), JSON,
+and the terminal summary."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
+import os
+import re
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
-from logpost.model import Postmortem, Severity
-from logpost.report.context import ReportContext, build_context, num, strings, to_json
+from logpost.model import InputError, Postmortem, Severity
+from logpost.report.context import (
+    Chart,
+    ReportContext,
+    bare_frame,
+    build_context,
+    load_strings,
+    num,
+    strings,
+    to_json,
+    tr,
+)
 
 _SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
                     Severity.INFO: "cyan"}
 _VERDICT_COLOUR = {"failed": "red", "degraded": "yellow", "healthy": "green", "unknown": "white"}
 
 
-def environment(template_dir: str | None = None, autoescape: bool = False) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(resources.files("logpost.templates")))]
+def environment(template_dir: str | None = None, autoescape: bool | None = None,
+                table: Mapping[str, Mapping[str, str]] | None = None) -> jinja2.Environment:
+    """The jinja2 environment of every report.
+
+    ``template_dir`` comes first: a file there overrides the package's template of the same name,
+    and the package's own stay reachable as ``default/<name>`` (so an override can extend them).
+    HTML templates are autoescaped (log text is untrusted); Markdown ones are not. Environments are
+    cached (compiling the templates costs more than rendering them); ``t`` is bound per render.
+    """
+    if template_dir and not os.path.isdir(template_dir):
+        raise InputError(f"{template_dir}: template folder does not exist")
+    env = _environment(os.path.abspath(template_dir) if template_dir else None, autoescape)
+    if table is not None and table is not strings():
+        env = env.overlay()
+        env.globals["t"] = functools.partial(tr, table)
+    return env
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(template_dir: str | None, autoescape: bool | None) -> jinja2.Environment:
+    package = jinja2.FileSystemLoader(str(resources.files("logpost.templates")))
+    # "default/<name>" always means the package's file, even if DIR has a "default" folder.
+    loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({"default": package}), package]
     if template_dir:
-        loaders.insert(0, jinja2.FileSystemLoader(template_dir))
+        loaders.insert(1, jinja2.FileSystemLoader(template_dir))
+    auto: bool | Callable[[str | None], bool] = autoescape if autoescape is not None else _is_html
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                             autoescape=autoescape, keep_trailing_newline=True, trim_blocks=True,
+                             autoescape=auto, keep_trailing_newline=True, trim_blocks=True,
                              lstrip_blocks=True)
-    env.globals["t"] = translate
+    env.globals["t"] = functools.partial(tr, strings())
+    env.globals["asset"] = functools.partial(_asset, env)
     env.filters["num"] = num
+    env.filters["ticks"] = ticks
+    env.filters["fence"] = fence
     env.filters["md_cell"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     return env
 
 
-def translate(key: str, lang: str, *args: Any) -> str:
-    """A fixed report string; ``{}`` in the Chinese forms takes ``args`` (``第 {} 行``)."""
-    text = strings()[key][lang]
-    return text.format(*args) if args else text
+def fence(texts: Any) -> str:
+    """A Markdown code fence longer than any backtick run in ``texts`` (log lines can hold ```)."""
+    longest = max((len(m) for t in texts for m in re.findall(r"`+", str(t))), default=0)
+    return "`" * max(3, longest + 1)
+
+
+_TICKS = re.compile(r"`([^`\n]+)`")
+
+
+def ticks(text: str) -> Markup:
+    """Escape ``text`` and show Markdown-style `code` spans (catalogue texts use them) as <code>."""
+    return Markup(_TICKS.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(str(text)))))
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name) and str(name).endswith((".html.j2", ".html", ".htm", ".xml", ".svg.j2"))
+
+
+def _asset(env: jinja2.Environment, name: str) -> Markup:
+    """A template-folder file inlined verbatim (the stylesheet): overridable like a template."""
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, name)
+    return Markup(source)
+
+
+def translate(key: str, lang: str, *args: Any, **kw: Any) -> str:
+    """A fixed report string; ``{}`` takes ``args`` (``第 {} 行``), ``{name}`` takes ``kw``."""
+    return tr(strings(), key, lang, *args, **kw)
 
 
 def render_markdown(pm: Postmortem, lang: str = "both", template_dir: str | None = None) -> str:
-    ctx = build_context(pm, lang)
-    return environment(template_dir).get_template("report.md.j2").render(c=ctx)
+    table = load_strings(template_dir)
+    ctx = build_context(pm, lang, table)
+    return _render(environment(template_dir, autoescape=False, table=table), "report.md.j2", template_dir, c=ctx)
+
+
+def _render(env: jinja2.Environment, name: str, template_dir: str | None, **values: Any) -> str:
+    """Render a template; a mistake in a user's ``--template-dir`` is an InputError (one line, exit 2)."""
+    try:
+        return env.get_template(name).render(**values)
+    except jinja2.TemplateError as exc:
+        if not template_dir:
+            raise
+        where = f"{exc.filename or name}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else name
+        raise InputError(f"{template_dir}: template error in {where}: {exc.message or exc}") from None
+    except (KeyError, IndexError, ValueError) as exc:  # t() with an unknown key or placeholder
+        if not template_dir:
+            raise
+        raise InputError(f"{template_dir}: template error in {name}: unknown string or placeholder {exc}") from None
+
+
+def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str]],
+                 media: str = "screen") -> ReportContext:
+    """The report context plus the charts (HTML and PDF only): SVG on screen, PNG in print."""
+    from logpost.report.charts import captions, metrics_figure
+
+    ctx = build_context(pm, lang, table)
+    wasted_from = ctx.summary.since_step if ctx.summary and ctx.summary.wasted_steps else None
+    image = metrics_figure(pm, ctx.langs, table, wasted_from, fmt="png" if media == "print" else "svg")
+    frame = bare_frame(pm)
+    marked = bool(ctx.findings) or bool(frame["nonfinite"].notna().any())
+    points = int((frame["kind"] == "train").sum())
+    if image is None:
+        charts: tuple[Chart, ...] = ()
+    elif isinstance(image, bytes):
+        charts = (Chart("metrics", "", captions(table, marked, points), png=image),)
+    else:
+        charts = (Chart("metrics", image, captions(table, marked, points)),)
+    return dataclasses.replace(ctx, charts=charts)
+
+
+def render_html(pm: Postmortem, lang: str = "both", template_dir: str | None = None, *,
+                media: str = "screen") -> str:
+    """One self-contained HTML document (inline CSS, charts as SVG data URIs, no external request).
+
+    Args:
+        pm: the postmortem.
+        lang: ``en``, ``zh`` or ``both`` (interleaved per section).
+        template_dir: a folder whose ``report.html.j2`` / ``report.css`` / ``strings.toml`` override
+            or extend the package's.
+        media: ``screen`` or ``print`` (the PDF): print leaves out what only works on a screen and
+            embeds the chart as PNG (WeasyPrint draws SVG slowly).
+    """
+    table = load_strings(template_dir)
+    ctx = html_context(pm, lang, table, media)
+    return _render(environment(template_dir, table=table), "report.html.j2", template_dir, c=ctx, media=media)
+
+
+def render_pdf(pm: Postmortem, lang: str = "both", template_dir: str | None = None) -> bytes:
+    """The HTML report through WeasyPrint; Chinese in an embedded CJK font."""
+    from logpost.report.pdf import html_to_pdf
+
+    html = render_html(pm, lang, template_dir, media="print")
+    roots = [str(resources.files("logpost.templates"))] + ([template_dir] if template_dir else [])
+    return html_to_pdf(html, roots)
 
 
 def render_json(pm: Postmortem) -> str:
