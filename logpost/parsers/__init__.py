@@ -1,23 +1,29 @@
-"""From a source (path, ``-``, ``.gz``) to a :class:`~logpost.model.RunLog`.
+"""From a source (path, ``-``, ``.gz``, run directory) to a :class:`~logpost.model.RunLog`.
 
 A real log mixes Axolotl, HF, DeepSpeed, torchrun and tracebacks, so the line parsers form a stack
-that all see every line carrying one of their markers; none owns the file.
+that all see every candidate line; none owns the file. A run directory merges its console captures,
+``trainer_state.json``, ``trainer_log.jsonl`` and ``debug.log`` into one frame (see :func:`parse_dir`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 from logpost.frame import assign_steps, build_frame
 from logpost.model import InputError, Line, RunLog
 from logpost.parsers.axolotl import AxolotlParser
 from logpost.parsers.base import Builder, LineParser
+from logpost.parsers.deepspeed import DeepSpeedParser
 from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
 from logpost.parsers.jsonfiles import looks_like_state, parse_jsonl_line, parse_trainer_state
 from logpost.parsers.normalise import Scanner, buffered, open_source, read_text_head, split_line
+from logpost.parsers.torchdist import TorchDistParser
 
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
+MANY_PARTS = 4  # a physical line with more \r parts than this is mostly tqdm redraws: keep only marked parts
 
 # Frameworks that wrap others win the name: Axolotl and LLaMA-Factory print HF Trainer dicts.
 _WRAPPERS = ("axolotl", "llamafactory")
@@ -27,50 +33,71 @@ class JsonlParser(LineParser):
     markers = ('{"',)
 
     def feed(self, line: Line, out: Builder) -> None:
-        parse_jsonl_line(line, out)
+        if line.text.lstrip().startswith("{"):
+            parse_jsonl_line(line, out)
 
 
 def line_parsers() -> list[LineParser]:
-    return [HFParser(), AxolotlParser(), JsonlParser(), EventParser()]
+    """The stack, in feeding order: framework parsers first, the generic event parser last (it skips
+    lines a framework parser already made an event of)."""
+    return [HFParser(), AxolotlParser(), JsonlParser(), DeepSpeedParser(), TorchDistParser(), EventParser()]
 
 
 def parse(path: str) -> RunLog:
-    """Read one log source completely and return its RunLog.
+    """Read one log source (or a run directory) completely and return its RunLog.
 
     Raises:
         InputError: the source is missing, unreadable or not a log.
     """
+    if path != "-" and os.path.isdir(path):
+        return parse_dir(path)
+    return finish(read(path), None)
+
+
+def read(path: str) -> Builder:
+    """Parse one file (or ``-``) into a Builder, before steps are derived."""
     stream, name = open_source(path)
+    out = Builder(name)
     try:
         stream = buffered(stream)
-        out = Builder(name)
         head = read_text_head(stream)
         if looks_like_state(head):
             data = stream.read(MAX_JSON)
             parse_trainer_state(data, out)
-            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         else:
-            lines = _scan(stream, out)
+            out.lines = _scan(stream, out)
     except OSError as exc:
         raise InputError(f"{name}: read error ({exc.strerror or exc})") from None
+    except InputError as exc:
+        msg = str(exc)
+        raise InputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    return finish(out, lines)
+    return out
 
 
-def _scan(stream, out: Builder) -> int:  # type: ignore[no-untyped-def]
+def _scan(stream: Any, out: Builder) -> int:
     parsers = line_parsers()
-    table = [(p, p.markers) for p in parsers]
     markers = tuple(m.encode() for p in parsers for m in p.markers)
-    scanner = Scanner(stream, markers)
+    head = tuple(m.encode() for p in parsers for m in p.head_markers)
+    anchored = {m.encode(): a.encode() for p in parsers for m, a in p.anchored.items()}
+    remember = tuple(m.encode() for p in parsers for m in p.remember)
+    every = markers + head
+    scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember)
     out.scanner = scanner
     for no, raw in scanner:
         out.tick()
-        for line in split_line(no, raw):
-            text = line.text
-            for parser, marks in table:
-                if out.following(parser) or any(m in text for m in marks):
+        start = scanner.pos
+        if raw.count(b"\r") > MANY_PARTS and not scanner.follow:
+            pieces = _marked_parts(raw, every)
+        else:
+            pieces = [(0, raw)]
+        for offset, piece in pieces:
+            for line in split_line(no, piece):
+                scanner.pos = start + offset
+                for parser in parsers:
                     parser.feed(line, out)
     for parser in parsers:
         parser.finish(out)
@@ -79,8 +106,22 @@ def _scan(stream, out: Builder) -> int:  # type: ignore[no-untyped-def]
     return scanner.lines
 
 
-def finish(out: Builder, lines: int) -> RunLog:
+def _marked_parts(raw: bytes, markers: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
+    """The ``\\r`` parts of a long redraw line that hold a marker, with their offsets."""
+    out = []
+    off = 0
+    for part in raw.split(b"\r"):
+        if b"%|" not in part or not part.rstrip().endswith(b"]") or b"{" in part:
+            if any(m in part for m in markers):
+                out.append((off, part))
+        off += len(part) + 1
+    return out
+
+
+def finish(out: Builder, lines: int | None) -> RunLog:
     """Derive steps, build the frame and fix the framework order."""
+    if lines is None:
+        lines = out.lines
     header = out.meta.get("header", {})
     completed = bool(out.meta.get("completed"))
     total = header.get("total_steps") or out.meta.get("max_steps")
@@ -89,9 +130,94 @@ def finish(out: Builder, lines: int) -> RunLog:
     for r in out.records:
         r.pop("table", None)
     frame = build_frame(out.records)
+    out.records = []
     frame.attrs["texts"] = texts  # evidence text of each row, same order as the frame
     ranked = sorted(out.frameworks.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))
     if out.events_dropped:
         out.meta["events_dropped"] = out.events_dropped
     return RunLog(source=out.source, frame=frame, events=out.events(), meta=out.meta,
                   frameworks=tuple(k for k, _ in ranked), lines=lines, step_method=method)
+
+
+# ------------------------------------------------------------------------------------ run directories
+
+# Which files of a run directory are logs, most trusted first: logged steps beat derived ones.
+_STATE = "trainer_state.json"
+_LOG_SUFFIXES = (".log", ".out", ".err", ".txt", ".jsonl", ".log.gz", ".out.gz", ".err.gz", ".txt.gz")
+_SKIP_NAMES = ("requirements.txt", "license.txt", "merges.txt", "vocab.txt", "readme.txt", "added_tokens.txt")
+MAX_DIR_FILES = 64
+
+
+def run_files(path: str) -> list[str]:
+    """The log files of a run directory: ``trainer_state.json`` (the top-level one, else the latest
+    checkpoint's), then JSONL metric logs, then console captures and ``debug.log``."""
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot list directory ({exc.strerror or exc})") from None
+    state = None
+    if _STATE in names:
+        state = os.path.join(path, _STATE)
+    else:
+        ckpts = [n for n in names if n.startswith("checkpoint-") and n[11:].isdigit()
+                 and os.path.isfile(os.path.join(path, n, _STATE))]
+        if ckpts:
+            state = os.path.join(path, max(ckpts, key=lambda n: int(n[11:])), _STATE)
+    jsonl, console = [], []
+    for n in names:
+        full = os.path.join(path, n)
+        if not os.path.isfile(full) or n.lower() in _SKIP_NAMES or not n.lower().endswith(_LOG_SUFFIXES):
+            continue
+        (jsonl if ".jsonl" in n.lower() else console).append(full)
+    files = ([state] if state else []) + jsonl + console
+    return files[:MAX_DIR_FILES]
+
+
+def parse_dir(path: str) -> RunLog:
+    """Merge a run directory's logs into one RunLog without counting a step twice.
+
+    Records are taken from the most trusted source that has them: a ``(kind, step)`` already given by
+    ``trainer_state.json`` (logged steps) is dropped from a JSONL log, and both drop the console
+    capture's record of the same step (derived steps); a console without any step-carrying source
+    keeps all its records. Events of every file are kept, each with ``data["source"]``.
+    """
+    files = run_files(path)
+    if not files:
+        raise InputError(f"{path}: directory holds no logs (*.log, *.out, *.err, *.txt, *.jsonl, trainer_state.json)")
+    runs = []
+    for f in files:
+        b = read(f)
+        b.source_tag = True
+        for e in b._events.values():
+            e["data"]["source"] = b.source
+        runs.append(finish(b, None))
+    import pandas as pd
+
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    texts: list[str] = []
+    for run in runs:
+        frame = run.frame
+        run_texts = list(frame.attrs.get("texts", [""] * len(frame)))
+        keys = list(zip(frame["kind"].fillna(""), frame["step"], strict=False))
+        mask = [not (pd.notna(s) and (k, int(s)) in seen) for k, s in keys]
+        part = frame[mask]
+        kept.append(part)
+        texts += [t for t, keep in zip(run_texts, mask, strict=False) if keep]
+        seen |= {(k, int(s)) for k, s in keys if pd.notna(s)}
+    frame = pd.concat([k for k in kept if len(k)], ignore_index=True) if any(len(k) for k in kept) else runs[0].frame
+    frame = build_frame(frame.to_dict("records")) if len(frame) else frame
+    frame.attrs["texts"] = texts
+    meta: dict[str, Any] = {}
+    for run in runs:
+        for k, v in run.meta.items():
+            meta.setdefault(k, v)
+    meta["sources"] = [r.source for r in runs]
+    counts: dict[str, int] = {}
+    for run in runs:
+        for i, fw in enumerate(run.frameworks):
+            counts[fw] = counts.get(fw, 0) + len(run.frameworks) - i
+    ranked = sorted(counts.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))
+    method = next((r.step_method for r in runs if (r.frame["kind"] == "train").any()), runs[0].step_method)
+    return RunLog(source=path, frame=frame, events=[e for r in runs for e in r.events], meta=meta,
+                  frameworks=tuple(k for k, _ in ranked), lines=sum(r.lines for r in runs), step_method=method)

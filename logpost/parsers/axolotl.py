@@ -19,8 +19,12 @@ _COMPLETED = re.compile(r"Training [Cc]ompleted")
 
 
 class AxolotlParser(LineParser):
-    markers = ("[axolotl", "total_num_tokens", "total_supervised_tokens", "data_loader_len", "total_num_steps",
-               "base_model", "Training completed", "Training Completed", "Maximum number of steps")
+    # Every Axolotl line holds "[axolotl": far too common to be a marker; it and the start-up facts are
+    # looked for in the first 64 MiB only. "Training Completed!!!" / "Training completed! Saving ..."
+    markers = ("Training completed", "Training Completed")
+    anchored = {"Training completed": "!", "Training Completed": "!"}
+    head_markers = ("[axolotl", "total_num_tokens", "total_supervised_tokens", "data_loader_len", "total_num_steps",
+                    "base_model", "Maximum number of steps")
 
     def feed(self, line: Line, out: Builder) -> None:
         text = line.text
@@ -35,7 +39,7 @@ class AxolotlParser(LineParser):
             m = _BASE_MODEL.search(text)
             if m:
                 out.set_meta("model", m.group(1), line)
-        if _COMPLETED.search(text):
+        if "ompleted" in text and _COMPLETED.search(text):
             out.set_meta("completed", True, line)
         m = _STEPS_SET.search(text)
         if m:

@@ -13,10 +13,19 @@ MAX_EVENTS = 5000  # distinct event messages kept; beyond that they are only cou
 
 
 class LineParser:
-    """A parser sees every normalised line that contains one of its ``markers`` (literal text),
-    plus the lines it asked to follow with :meth:`Builder.follow`."""
+    """A line parser of the stack.
+
+    The scanner hands out the physical lines holding any parser's ``markers`` (literal text; see
+    :func:`logpost.parsers.normalise.plan_markers` for how they are searched), ``head_markers`` within
+    the first 64 MiB (start-up lines: configs, headers, token counts), and the lines some parser asked
+    to :meth:`Builder.follow`. Every parser sees every such line and must cheaply ignore the rest.
+    ``anchored`` maps a marker with no rare byte of its own to a rare byte that always shares its line.
+    """
 
     markers: tuple[str, ...] = ()
+    head_markers: tuple[str, ...] = ()
+    anchored: dict[str, str] = {}
+    remember: tuple[str, ...] = ()  # markers :meth:`Builder.look_back` may search for across blocks
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -26,6 +35,14 @@ class LineParser:
 
 
 _FOLD_DIGITS = re.compile(r"\d+")
+# Fields that tell apart events whose texts differ only in digits (timestamps, pids fold; scales do not).
+FOLD_FIELDS = {
+    "overflow": ("attempted_scale", "next_scale", "hysteresis"),
+    "exit": ("code", "local_rank", "pid", "launcher"),
+    "nccl_timeout": ("seq", "op", "timeout_ms"),
+    "nccl_error": ("kind",),
+    "cuda_oom": ("requested_bytes", "free_bytes"),
+}
 
 
 class Builder:
@@ -40,6 +57,9 @@ class Builder:
         self.frameworks: Counter[str] = Counter()
         self._follow: dict[int, int] = {}
         self.scanner: Any = None
+        self.lines = 0
+        self.source_tag = False  # add data["source"] to events (a run directory merges several files)
+        self.claimed: tuple[int, str] | None = None  # (line, text) of the last line that made an event
 
     # ---------------------------------------------------------------- records
     def record(self, kind: str, values: dict[str, Any], line: Line | None, *,
@@ -58,10 +78,17 @@ class Builder:
         return rec
 
     # ---------------------------------------------------------------- events
-    def event(self, kind: str, line: Line, text: str | None = None, **data: Any) -> None:
-        """Record an event; the same message repeated (digits aside) is folded into one."""
+    def event(self, kind: str, line: Line, text: str | None = None, /, **data: Any) -> None:
+        """Record an event; the same message repeated (digits aside) is folded into one.
+
+        Tagged events (``tag=...``) fold only with events of the same rank and the same
+        :data:`FOLD_FIELDS` values, so e.g. OVERFLOW lines at different scales stay apart.
+        """
+        self.claimed = (line.no, line.text)
         text = (text if text is not None else line.text).strip()
-        key = (kind, _FOLD_DIGITS.sub("#", text[:300]))
+        tag = data.get("tag")
+        fields = tuple(repr(data.get(f)) for f in FOLD_FIELDS.get(tag, ())) if tag else ()
+        key = (kind, _FOLD_DIGITS.sub("#", text[:300]), tag, line.rank if tag else None, fields)
         acc = self._events.get(key)
         if acc is not None:
             acc["count"] += 1
@@ -70,8 +97,14 @@ class Builder:
         if len(self._events) >= MAX_EVENTS:
             self.events_dropped += 1
             return
+        if self.source_tag:
+            data["source"] = self.source
         self._events[key] = {"kind": kind, "line": line.no, "text": text[:2000], "rank": line.rank,
                              "count": 1, "last_line": line.no, "data": data}
+
+    def is_claimed(self, line: Line) -> bool:
+        """True when another parser already made an event of this line."""
+        return self.claimed == (line.no, line.text)
 
     def events(self) -> list[Event]:
         return [Event(**acc) for acc in self._events.values()]
@@ -97,6 +130,12 @@ class Builder:
                     del self._follow[key]
                 else:
                     self._follow[key] = left - 1
+
+    def look_back(self, marker: str, limit: int = 8) -> list[bytes]:
+        """Raw physical lines before the current line part holding ``marker``, nearest first."""
+        if self.scanner is None:
+            return []
+        return self.scanner.look_back(marker.encode(), limit)  # type: ignore[no-any-return]
 
     def saw(self, framework: str, weight: int = 1) -> None:
         self.frameworks[framework] += weight

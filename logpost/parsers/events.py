@@ -1,8 +1,58 @@
 """Errors, warnings and Python tracebacks, whatever framework printed them.
 
-A traceback becomes one event (kind ``traceback``) whose text is the final exception line and whose
-data holds the exception type, the message and the frames; tracebacks of several ranks may
-interleave (``[rank0]:`` / ``[rank1]:`` prefixes) and are assembled per rank.
+The event contract (signature detectors are written against it; keep it stable)
+--------------------------------------------------------------------------------
+
+``Event.kind`` is one of ``"error"``, ``"warning"``, ``"traceback"``, ``"info"``. ``Event.rank`` is the
+rank when the log says it (a launcher prefix, ``[Rank N]``, ``[RANK:n]``). Repeated identical
+messages are folded into one event (``count``, ``last_line``); texts that differ only in digits
+(timestamps, pids) count as identical, except that tagged events fold only with events of the same
+rank and the same identifying fields (``base.FOLD_FIELDS``: e.g. OVERFLOW lines at different scales
+stay apart). Structured fields live in ``Event.data``, with ``data["tag"]`` naming the family:
+
+==================  =========================  ===================================================
+tag                 kind                       data keys
+==================  =========================  ===================================================
+``overflow``        warning                    attempted_scale (float), next_scale (float),
+                                               hysteresis (bool); DeepSpeed ``OVERFLOW!`` in every
+                                               variant (``[deepspeed]``, ``[deepscale]``, hysteresis,
+                                               unfused ``fp16 dynamic loss scale overflow!``)
+``loss_scale_min``  error | traceback          (none): ``Current loss scale already at minimum``
+``lr_before_step``  warning                    (none): ``tried to get lr value before
+                                               scheduler/optimizer started stepping`` (bare too)
+``killing``         warning                    pid, launcher: DeepSpeed launcher ``Killing subprocess``
+``signal_received`` warning                    signal, launcher: ``Main process received SIGTERM``
+``closing_signal``  warning                    pid, signal: torchrun ``Sending process N closing signal``
+``exit``            error                      code (int, negative = signal), signal (``"SIGKILL"``
+                                               or None), local_rank (int|None), pid (int|None),
+                                               launcher (``deepspeed``, ``torchrun``, ``srun``,
+                                               ``subprocess``); plus root_cause (bool) on torchrun
+                                               ChildFailedError rows, host when printed
+``nccl_timeout``    error                      timeout_ms (int), ran_ms (int|None), op (str|None),
+                                               seq (int|None); the watchdog line in every torch era
+``nccl_watchdog``   error | warning            seq, last_enqueued, last_completed, pg (int|None
+                                               each): teardown and ``[PG N Rank N]`` lines, Flight
+                                               Recorder notices (warning)
+``nccl_error``      error                      kind: ``unhandled system error``, ``remote error``,
+                                               ``internal error``, ``unhandled cuda error``,
+                                               ``invalid usage``, ``ib_completion`` (then status,
+                                               peer), ``ib_error``
+``nccl_warn``       warning                    (none): any other ``NCCL WARN`` line
+``cuda_oom``        traceback | error          requested_bytes, total_bytes, free_bytes (int|None
+                                               each; GiB/MiB/KiB/B parsed, hard-wrapped pastes joined)
+``killed``          error                      pid (int|None): a plain ``Killed`` line, a shell's
+                                               ``1234 Killed  python ...``, kernel oom-killer text
+``slurm_cancelled`` error                      reason (e.g. ``TIME LIMIT``)
+==================  =========================  ===================================================
+
+Tracebacks are one event of kind ``traceback`` whose text is the final exception line and whose
+data holds ``exc_type``, ``message``, ``frames`` (last 8, ``file:line in func``), ``chain`` (the
+chained exceptions, first to last) and ``start_line``; when the exception is one of the families
+above it also carries that ``tag`` and its fields. Tracebacks of several ranks may interleave
+(``[rank0]:`` / ``[rank1]:`` prefixes) and are assembled per rank; Python 3.11 ``^^^^`` marker lines
+and source lines are skipped. Other lines at ERROR / WARNING level (logging, glog ``E1206``/``W1206``,
+``[E ...]``/``[W ...]``, ``*Error:``, ``*Warning:``) become untagged error / warning events.
+In a run directory every event also has ``data["source"]``, the file it came from.
 """
 
 from __future__ import annotations
@@ -21,24 +71,99 @@ _ERROR_LEVEL = re.compile(
     r"^(?:[\w.]+\.)?\w*(?:Error|Exception):")
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
-# a tqdm bar with no newline glued before the real message: "  0%|   | 0/40 [00:00<?, ?it/s][2026-..."
-_TQDM_HEAD = re.compile(r"^[^\[]*?\d{1,3}%\|[^|]*\|[^\[\]]*\[[^\]]*\]\s*(?=\S)")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
+
+# ---------------------------------------------------------------------------------- families
+_OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|HIP out of memory")
+_SIZE = r"([\d.]+)\s*([KMGT]i?B|bytes)"
+_REQ = re.compile(r"Tried to allocate\s+" + _SIZE)
+_TOTAL = re.compile(r"total capac\w*\s+(?:of\s+)?" + _SIZE + r"|" + _SIZE + r"\s+total capacity")
+_FREE = re.compile(r"of which\s+" + _SIZE + r"\s+is free|" + _SIZE + r"\s+free\b")
+_UNITS = {"B": 1, "bytes": 1, "KB": 1000, "KiB": 1024, "MB": 1000 ** 2, "MiB": 1024 ** 2, "GB": 1000 ** 3,
+          "GiB": 1024 ** 3, "TB": 1000 ** 4, "TiB": 1024 ** 4}
+_KILLED = re.compile(r"^\s*Killed\s*$|\b(\d+)\s+Killed\s+\S|Killed process (\d+)|\boom-kill\b|"
+                     r"Out of memory: Kill")
+_NCCL_KINDS = (
+    ("ncclSystemError", "unhandled system error"), ("unhandled system error", "unhandled system error"),
+    ("ncclRemoteError", "remote error"), ("remote process exited", "remote error"),
+    ("ncclInternalError", "internal error"), ("internal error", "internal error"),
+    ("ncclUnhandledCudaError", "unhandled cuda error"), ("unhandled cuda error", "unhandled cuda error"),
+    ("ncclInvalidUsage", "invalid usage"), ("invalid usage", "invalid usage"),
+)
+_SUBPROC = re.compile(r"returned non-zero exit status (-?\d+)|died with <Signals\.(SIG\w+): (\d+)>")
+_SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
+
+
+def size_bytes(num: str, unit: str) -> int | None:
+    try:
+        return int(float(num) * _UNITS[unit])
+    except (KeyError, ValueError):
+        return None
+
+
+def _size(pattern: re.Pattern[str], text: str) -> int | None:
+    m = pattern.search(text)
+    if not m:
+        return None
+    groups = [g for g in m.groups() if g is not None]
+    return size_bytes(groups[0], groups[1]) if len(groups) >= 2 else None
+
+
+def oom_sizes(text: str) -> dict[str, int | None]:
+    """Sizes of a CUDA OOM message (torch <=2.0 ``(GPU 3; 31.75 GiB total capacity; ...; 340.94 MiB
+    free; ...)`` and newer ``GPU 0 has a total capacity of 63.42 GiB of which 1.20 GiB is free``)."""
+    return {"requested_bytes": _size(_REQ, text), "total_bytes": _size(_TOTAL, text),
+            "free_bytes": _size(_FREE, text)}
+
+
+def classify(text: str) -> dict[str, Any] | None:
+    """The family of an error text (an exception line or a log line), as event data with its tag."""
+    if "out of memory" in text or "OutOfMemory" in text:
+        if _OOM.search(text) and "NCCL WARN" not in text:
+            return {"tag": "cuda_oom", **oom_sizes(text)}
+    if "loss scale already at minimum" in text:
+        return {"tag": "loss_scale_min"}
+    if "Killed" in text or "oom-kill" in text or "Out of memory: Kill" in text:
+        m = _KILLED.search(text)
+        if m:
+            pid = m.group(1) or m.group(2)
+            return {"tag": "killed", "pid": int(pid) if pid else None}
+    if "nccl" in text or "NCCL" in text:
+        for needle, kind in _NCCL_KINDS:
+            if needle in text:
+                return {"tag": "nccl_error", "kind": kind}
+    if "exit status" in text or "died with <Signals" in text:
+        m = _SUBPROC.search(text)
+        if m:
+            code = int(m.group(1)) if m.group(1) is not None else -int(m.group(3))
+            from logpost.parsers.deepspeed import signal_name
+
+            return {"tag": "exit", "code": code, "signal": m.group(2) or signal_name(code), "local_rank": None,
+                    "pid": None, "launcher": "subprocess"}
+    return None
+
+
+def _kind_for(tag: str | None, default: str) -> str:
+    return "error" if tag in ("cuda_oom", "loss_scale_min", "killed", "nccl_error", "exit") else default
 
 
 class EventParser(LineParser):
+    """Tracebacks and level-tagged lines; must run after the framework parsers (it skips lines they
+    already made an event of)."""
+
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
-               "Killed", "exitcode", "return code", "out of memory", "CRITICAL", "FATAL", "[E", "[W", "E1", "E0",
-               "W1", "W0", "NCCL")
+               "Killed", "out of memory", "[E", "[W", "E0", "E1", "W0", "W1", "CANCELLED", "oom-kill")
+    anchored = {"out of memory": "E",  # "RuntimeError: CUDA out of memory", "torch.cuda.OutOfMemoryError"
+                "CANCELLED": "*",  # slurmstepd: error: *** STEP 1 ON n1 CANCELLED AT ... ***
+                "oom-kill": "K"}  # dmesg: "oom-kill:... Killed process 123"
 
     def __init__(self) -> None:
         self.open: dict[int | None, dict[str, Any]] = {}
+        self.pending: dict[str, Any] | None = None  # a CUDA OOM message cut by a hard wrap
 
     def feed(self, line: Line, out: Builder) -> None:
-        if "%|" in line.text:
-            m = _TQDM_HEAD.match(line.text)
-            if m:
-                line = Line(line.no, line.text[m.end():], line.rank)
+        if self.pending is not None and self._continue(line, out):
+            return
         text = line.text
         tb = self.open.get(line.rank)
         if "Traceback (most recent call last)" in text:
@@ -51,8 +176,10 @@ class EventParser(LineParser):
             return
         if tb is not None and self._traceback_line(line, tb, out):
             return
-        self._level(line, out)
+        if not out.is_claimed(line):
+            self._level(line, out)
 
+    # ------------------------------------------------------------------------------ tracebacks
     def _traceback_line(self, line: Line, tb: dict[str, Any], out: Builder) -> bool:
         text = line.text
         m = _FRAME.match(text)
@@ -86,18 +213,66 @@ class EventParser(LineParser):
                 return
             end = Line(tb["start"], "Traceback (most recent call last): (no exception line)", rank)
         frames = tb["frames"][-8:]
-        text = end.text.strip() if not truncated or tb.get("exc_type") else end.text
-        out.event("traceback", Line(end.no, text, rank), exc_type=tb.get("exc_type"),
-                  message=tb.get("message", ""), start_line=tb["start"],
-                  frames=[f"{f}:{n} in {fn}" for f, n, fn in frames], chain=list(tb["chain"]))
+        data: dict[str, Any] = {"exc_type": tb.get("exc_type"), "message": tb.get("message", ""),
+                                "start_line": tb["start"], "frames": [f"{f}:{n} in {fn}" for f, n, fn in frames],
+                                "chain": list(tb["chain"])}
+        data.update(classify(end.text) or {})
+        self._emit("traceback", Line(end.no, end.text.strip(), rank), data, out)
 
+    # ------------------------------------------------------------------------------ level lines
     def _level(self, line: Line, out: Builder) -> None:
         text = line.text
+        fam = classify(text)
+        if "CANCELLED" in text and "***" in text:
+            m = _SLURM.search(text)
+            if m:
+                out.event("error", line, tag="slurm_cancelled", reason=(m.group(1) or "").strip() or None)
+                return
         if _ERROR_LEVEL.search(text):
-            out.event("error", line)
+            self._emit("error", line, fam or {}, out)
+        elif fam is not None:
+            self._emit(_kind_for(fam.get("tag"), "error"), line, fam, out)
         elif _WARN_LEVEL.search(text):
-            out.event("warning", line)
+            if "NCCL WARN" in text:
+                out.event("warning", line, tag="nccl_warn")
+            else:
+                out.event("warning", line)
+
+    def _emit(self, kind: str, line: Line, data: dict[str, Any], out: Builder) -> None:
+        """Emit, or hold a CUDA OOM message whose sizes were cut off by a hard wrap."""
+        if data.get("tag") == "cuda_oom" and data.get("free_bytes") is None and "free" not in line.text:
+            self.pending = {"kind": kind, "line": line, "text": line.text.rstrip("\n"), "data": data, "left": 8}
+            out.follow(self, 8)
+            return
+        out.event(kind, line, **data)
+
+    def _continue(self, line: Line, out: Builder) -> bool:
+        """Feed one line to a held OOM message; True when the line was a continuation of it."""
+        p = self.pending
+        assert p is not None
+        text = line.text
+        starts_new = (line.rank not in (None, p["line"].rank) or text.lstrip().startswith(("File ", "Traceback", "[20", "{'"))
+                      or _FRAME.match(text) is not None or p["left"] <= 0)
+        if starts_new:
+            self._flush(out)
+            return False
+        p["left"] -= 1
+        p["text"] += text  # a hard wrap cuts mid-word: join without a space
+        if "free" in text or p["left"] <= 0:
+            self._flush(out)
+        return True
+
+    def _flush(self, out: Builder) -> None:
+        p, self.pending = self.pending, None
+        if p is None:
+            return
+        data = {**p["data"], **oom_sizes(p["text"])}
+        line = p["line"]
+        out.event(p["kind"], Line(line.no, p["text"][:2000], line.rank), **data)
+        if not self.open:
+            out.stop_following(self)
 
     def finish(self, out: Builder) -> None:
         for rank in list(self.open):
             self._close(rank, out, truncated=True)
+        self._flush(out)

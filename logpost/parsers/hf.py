@@ -17,6 +17,7 @@ from typing import Any
 from logpost.frame import ALIASES, to_number
 from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
+from logpost.parsers.normalise import MAX_TEXT, clean, decode, lift_rank
 
 # A dict repr: from "{'" to the matching "}" (metric dicts hold no nested braces).
 _DICT = re.compile(r"\{\s*'[^{}]*\}")
@@ -94,11 +95,14 @@ def seconds(text: str) -> float | str | None:
 
 
 class HFParser(LineParser):
-    markers = ("{'", "'loss'", "'eval_", "'train_runtime'", "%|", "*****", " = ", "Training completed",
-               "trainable params", "name_or_path")
+    # tqdm bars ("%|") are far too common to be candidates: the bar before a record is found with
+    # look_back. Header lines are followed after "***** Running training *****".
+    markers = ("{'", "'loss'", "'eval_", "'train_runtime'", "*****")
+    head_markers = ("Num examples", "Total optimization steps", "Num update steps per epoch", "trainable params",
+                    "name_or_path")
+    remember = ("%|",)
 
     def __init__(self) -> None:
-        self.progress: dict[int | None, int] = {}
         self.table: dict[str, Any] | None = None
         self.table_kind = ""
         self.table_line: Line | None = None
@@ -113,13 +117,12 @@ class HFParser(LineParser):
                 if "*****" not in text:
                     return
             self._close_table(out)
-        if "%|" in text:
-            self._bar(line)
         if "{'" in text or text.lstrip().startswith("'"):
             self._dicts(line, out)
         if "*****" in text:
             if "Running training" in text:
                 out.saw("hf", 2)
+                out.follow(self, 30)
             m = _TABLE_START.search(text)
             if m:
                 self.table, self.table_kind, self.table_line = {}, m.group(1), line
@@ -130,8 +133,6 @@ class HFParser(LineParser):
                 value = to_number(m.group(2).replace(",", ""))
                 out.meta.setdefault("header", {}).setdefault(_HEADER_KEYS[m.group(1)], value)
                 out.set_meta("header:" + _HEADER_KEYS[m.group(1)], value, line)
-        if "Training completed" in text and "Saving" not in text:
-            out.set_meta("completed", True, line)
         if "trainable params" in text:
             m = _PEFT.search(text)
             if m:
@@ -141,16 +142,25 @@ class HFParser(LineParser):
             if m and m.group(1) not in ("None", "null", ""):
                 out.set_meta("model", m.group(1), line)
 
-    def _bar(self, line: Line) -> None:
-        m = _BAR.search(line.text)
-        if not m:
-            return
-        desc = line.text[: m.start(1)].strip(" |:")
-        # only the bare training bar; "Tokenizing Prompts: 45%|", "Loading weights: ..." are not steps
-        if desc and not desc.endswith("]"):
-            return
-        self.progress[line.rank] = int(m.group(2))
-        self.progress_total = int(m.group(3))
+    def _progress(self, line: Line, out: Builder) -> int | None:
+        """The step of the last training bar before this record (same rank), found by look_back."""
+        total = out.meta.get("header", {}).get("total_steps")
+        for raw in out.look_back("%|", 12):
+            for part in reversed(raw.split(b"\r")):
+                if b"%|" not in part:
+                    continue
+                text, rank = lift_rank(clean(decode(part[:MAX_TEXT])))
+                if rank != line.rank and rank is not None and line.rank is not None:
+                    continue
+                for m in reversed(list(_BAR.finditer(text))):
+                    desc = text[: m.start(1)].strip(" |:")
+                    # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
+                    if desc and not desc.endswith("]"):
+                        continue
+                    if total and int(m.group(3)) != total:
+                        continue
+                    return int(m.group(2))
+        return None
 
     def _dicts(self, line: Line, out: Builder) -> None:
         text = line.text
@@ -166,12 +176,12 @@ class HFParser(LineParser):
             out.saw("hf")
             rec = out.record(kind, values, line, text=chunk.strip())
             if kind == "train":
-                total = out.meta.get("header", {}).get("total_steps")
-                bar_total = getattr(self, "progress_total", None)
-                if line.rank in self.progress and (not total or bar_total == total):
-                    rec["_progress"] = self.progress[line.rank]
+                step = self._progress(line, out)
+                if step is not None:
+                    rec["_progress"] = step
             if kind == "summary":
                 out.set_meta("summary_line", line.no, line)
+                out.set_meta("completed", True, line)
 
     def _close_table(self, out: Builder) -> None:
         table, kind, line = self.table, self.table_kind, self.table_line
@@ -180,6 +190,8 @@ class HFParser(LineParser):
         if not table or line is None:
             return
         rec_kind = "summary" if kind == "train" else "eval" if kind in ("eval", "test", "predict") else kind
+        if rec_kind == "summary":
+            out.set_meta("completed", True, line)
         out.saw("hf")
         values = metric_values(table)
         text = f"***** {kind} metrics ***** " + ", ".join(f"{k} = {v}" for k, v in table.items())

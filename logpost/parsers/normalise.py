@@ -15,6 +15,7 @@ import io
 import os
 import re
 import sys
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -34,6 +35,8 @@ _SRUN_PREFIX = re.compile(r"^\s{0,3}(\d{1,5}): (?=\S)")
 _WRAPPER_PREFIX = re.compile(r"^\([\w.@-]{1,64}, pid=\d+(?:, ip=[\d.]+)?\) ")
 _HOST_PREFIX = re.compile(r"^([A-Za-z][\w-]{0,62}\d[\w-]{0,62}): (?=\S)")
 _AXOLOTL_RANK = re.compile(r"\[RANK:(\d{1,5})\]")
+# a tqdm bar with no newline glued before the real message: "  0%|   | 0/40 [00:00<?, ?it/s][2026-..."
+_TQDM_HEAD = re.compile(r"^[^\[]*?\d{1,3}%\|[^|]*\|[^\[\]]*\[[^\]]*\]\s*(?=\S)")
 
 
 def open_source(path: str) -> tuple[BinaryIO, str]:
@@ -110,33 +113,79 @@ def lift_rank(text: str) -> tuple[str, int | None]:
 
 
 def split_line(no: int, raw: bytes) -> list[Line]:
-    """A physical line as normalised pieces: split on ``\\r``, decoded, cleaned, rank lifted."""
+    """A physical line as normalised pieces: split on ``\\r``, decoded, cleaned, rank lifted, and a
+    tqdm bar glued before a message (no newline between them) cut off."""
     out = []
     for part in raw.split(b"\r"):
         if not part.strip():
             continue
         text = clean(decode(part[:MAX_TEXT]))
         text, rank = lift_rank(text)
+        if "%|" in text:
+            m = _TQDM_HEAD.match(text)
+            if m:
+                text, rank2 = lift_rank(text[m.end():])
+                rank = rank if rank2 is None else rank2
         if text.strip():
             out.append(Line(no, text, rank))
     return out
+
+
+# Rare bytes that stand in for the markers containing them. A marker such as "Error" costs a full
+# ``bytes.find`` pass (~1.5 GB/s in CPython 3.11, whatever the marker); a single byte is a ``memchr``
+# (5-20 GB/s while it is rare). So every marker that contains one of these bytes is searched through
+# its rarest anchor, and the physical line around each hit is kept only if it really holds one of the
+# markers (a C-level ``in`` test on the raw bytes). Markers with no anchor byte get a pass of their own:
+# keep those few and long. Order = preference (rarest first, measured on real logs).
+ANCHORS = (b"!", b"*", b"{", b"K", b"W", b"G", b"E")
+HEAD = 1 << 26  # 64 MiB: start-up markers (configs, headers, token counts) are only looked for here
+
+
+def plan_markers(markers: tuple[bytes, ...], anchored: dict[bytes, bytes] | None = None,
+                 ) -> tuple[dict[bytes, tuple[bytes, ...]], tuple[bytes, ...]]:
+    """Split markers into anchor groups ``{byte: markers to verify}`` and literal markers.
+
+    ``anchored`` names, for a marker with no anchor byte of its own, a byte that always shares its
+    line (e.g. DeepSpeed's ``exits with return code`` is logged at ``[ERROR]`` level, so ``E``).
+    """
+    groups: dict[bytes, list[bytes]] = {}
+    literals: list[bytes] = []
+    for m in sorted(set(markers)):
+        anchor = (anchored or {}).get(m) or next((a for a in ANCHORS if a in m), None)
+        if anchor is None:
+            literals.append(m)
+        else:
+            groups.setdefault(anchor, []).append(m)
+    # a literal that contains another literal is redundant
+    literals = [m for m in literals if not any(o != m and o in m for o in literals)]
+    return {a: tuple(v) for a, v in groups.items()}, tuple(literals)
 
 
 class Scanner:
     """Yields ``(line_number, raw_bytes)`` for the physical lines that contain a marker.
 
     Set :attr:`follow` to N from the consumer to receive the next N lines unconditionally.
-    Memory is one block plus one over-long line at most.
+    ``head_markers`` are looked for only in the first :data:`HEAD` bytes. Memory is one block plus
+    one over-long line at most. :meth:`look_back` finds earlier lines holding a marker (the last tqdm
+    bar before a metric dict) without making every such line a candidate.
     """
 
-    def __init__(self, stream: BinaryIO, markers: tuple[bytes, ...], block: int = BLOCK):
+    def __init__(self, stream: BinaryIO, markers: tuple[bytes, ...], block: int = BLOCK, *,
+                 head_markers: tuple[bytes, ...] = (), anchored: dict[bytes, bytes] | None = None,
+                 remember: tuple[bytes, ...] = ()):
         self.stream = stream
         self.markers = tuple(sorted(set(markers)))
+        self.groups, self.literals = plan_markers(self.markers, anchored)
+        self.head_groups, self.head_literals = plan_markers(tuple(set(head_markers) - set(markers)), anchored)
         self.block = block
         self.follow = 0
         self.lines = 0  # physical lines seen so far (complete after iteration)
         self.bytes = 0
         self.last_text = b""  # last non-blank physical line, for "how did the log end"
+        self.remember = remember
+        self._prev: dict[bytes, list[bytes]] = {m: [] for m in remember}  # last lines holding m, earlier blocks
+        self._cur = b""
+        self.pos = 0  # offset in the current block of the line being handed out
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         carry = b""
@@ -144,7 +193,7 @@ class Scanner:
         while True:
             try:
                 chunk = self.stream.read(self.block)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
                 raise InputError(f"read error: {exc}") from None
             if chunk:
                 self.bytes += len(chunk)
@@ -161,9 +210,13 @@ class Scanner:
                 block, carry = carry, b""
                 if not block:
                     break
-            yield from self._block(block, base)
+            head = self.bytes - len(carry) - len(block) < HEAD
+            self._cur = block
+            base = yield from self._block(block, base, head)
             self._remember_tail(block)
-            base += block.count(b"\n")
+            for m in self.remember:
+                self._prev[m] = self._last_lines(block, m, len(block), 8) + self._prev[m][:8]
+        self._cur = b""
         # newlines counted, plus a last line that has none
         self.lines = base - 1 + (0 if self._ended_with_newline else 1)
 
@@ -182,10 +235,50 @@ class Scanner:
             if start == 0:
                 return
 
-    def _block(self, block: bytes, base: int) -> Iterator[tuple[int, bytes]]:
-        starts = set()
+    @staticmethod
+    def _last_lines(block: bytes, marker: bytes, end: int, limit: int) -> list[bytes]:
+        out = []
+        while len(out) < limit:
+            i = block.rfind(marker, 0, end)
+            if i == -1:
+                break
+            s = block.rfind(b"\n", 0, i) + 1
+            e = block.find(b"\n", i)
+            out.append(block[s: e if e != -1 else len(block)])
+            end = s
+        return out
+
+    def look_back(self, marker: bytes, limit: int = 8) -> list[bytes]:
+        """The last ``limit`` physical lines holding ``marker`` before the current position, nearest
+        first (lines from earlier blocks only for markers given in ``remember``)."""
+        out = self._last_lines(self._cur, marker, self.pos, limit)
+        if len(out) < limit:
+            out += self._prev.get(marker, [])[: limit - len(out)]
+        return out
+
+    def _candidates(self, block: bytes, head: bool) -> list[int]:
+        starts: set[int] = set()
         find, rfind = block.find, block.rfind
-        for marker in self.markers:
+        groups = list(self.groups.items())
+        literals = list(self.literals)
+        if head:
+            groups += list(self.head_groups.items())
+            literals += list(self.head_literals)
+        for anchor, verify in groups:
+            i = find(anchor)
+            while i != -1:
+                s = rfind(b"\n", 0, i) + 1
+                e = find(b"\n", i)
+                if e == -1:
+                    e = len(block)
+                if s not in starts:
+                    line = block[s:e]
+                    for m in verify:
+                        if m in line:
+                            starts.add(s)
+                            break
+                i = find(anchor, e)
+        for marker in literals:
             i = find(marker)
             while i != -1:
                 s = rfind(b"\n", 0, i) + 1
@@ -194,10 +287,13 @@ class Scanner:
                 if e == -1:
                     break
                 i = find(marker, e)
-        cands = sorted(starts)
+        return sorted(starts)
+
+    def _block(self, block: bytes, base: int, head: bool) -> Iterator[tuple[int, bytes]]:
+        cands = self._candidates(block, head)
         n = len(block)
         ci, pos, off, no = 0, 0, 0, base
-        count = block.count
+        count, find = block.count, block.find
         while True:
             if self.follow > 0 and pos < n:
                 s = pos
@@ -206,7 +302,7 @@ class Scanner:
                 while ci < len(cands) and cands[ci] < pos:
                     ci += 1
                 if ci >= len(cands):
-                    return
+                    break
                 s = cands[ci]
                 ci += 1
             no += count(b"\n", off, s)
@@ -214,8 +310,10 @@ class Scanner:
             e = find(b"\n", s)
             if e == -1:
                 e = n
+            self.pos = s
             yield no, block[s:e]
             pos = e + 1
+        return no + count(b"\n", off, n)
 
 
 def read_text_head(stream: BinaryIO, size: int = 4096) -> bytes:
