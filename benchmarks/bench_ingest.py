@@ -81,7 +81,7 @@ def generate(path: str, size: int, seed: int = 0) -> dict[str, int]:
             parts = []
             for _ in range(10):  # logging_steps = 10; tqdm redraws a few times per step
                 step += 1
-                for _ in range(rng.randint(2, 5)):
+                for _ in range(rng.randint(4, 12)):
                     parts.append("\r" + _bar(step, total, rng))
             sec = step
             chunk = []

@@ -84,14 +84,13 @@ def _scan(stream: Any, out: Builder) -> int:
     head = tuple(m.encode() for p in parsers for m in p.head_markers)
     anchored = {m.encode(): a.encode() for p in parsers for m, a in p.anchored.items()}
     remember = tuple(m.encode() for p in parsers for m in p.remember)
-    every = markers + head
     scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember)
     out.scanner = scanner
     for no, raw in scanner:
         out.tick()
         start = scanner.pos
         if raw.count(b"\r") > MANY_PARTS and not scanner.follow:
-            pieces = _marked_parts(raw, every)
+            pieces = scanner.marked_parts(raw)
         else:
             pieces = [(0, raw)]
         for offset, piece in pieces:
@@ -104,18 +103,6 @@ def _scan(stream: Any, out: Builder) -> int:
     out.meta["last_line_text"] = scanner.last_text.decode("utf-8", "replace").strip()[-500:]
     out.meta["bytes"] = scanner.bytes
     return scanner.lines
-
-
-def _marked_parts(raw: bytes, markers: tuple[bytes, ...]) -> list[tuple[int, bytes]]:
-    """The ``\\r`` parts of a long redraw line that hold a marker, with their offsets."""
-    out = []
-    off = 0
-    for part in raw.split(b"\r"):
-        if b"%|" not in part or not part.rstrip().endswith(b"]") or b"{" in part:
-            if any(m in part for m in markers):
-                out.append((off, part))
-        off += len(part) + 1
-    return out
 
 
 def finish(out: Builder, lines: int | None) -> RunLog:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from logpost.model import Event, Line
@@ -64,6 +65,8 @@ class Builder:
     # ---------------------------------------------------------------- records
     def record(self, kind: str, values: dict[str, Any], line: Line | None, *,
                step: int | None = None, text: str | None = None, **extra: Any) -> dict[str, Any]:
+        if line is not None:
+            self.claimed = (line.no, line.text)  # a metric record is not also an error/warning event
         rec: dict[str, Any] = dict(values)
         bad = [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
         rec["nonfinite"] = ",".join(sorted(bad)) if bad else None
@@ -131,11 +134,10 @@ class Builder:
                 else:
                     self._follow[key] = left - 1
 
-    def look_back(self, marker: str, limit: int = 8) -> list[bytes]:
+    def look_back(self, marker: str, limit: int = 8) -> Iterator[bytes]:
         """Raw physical lines before the current line part holding ``marker``, nearest first."""
-        if self.scanner is None:
-            return []
-        return self.scanner.look_back(marker.encode(), limit)  # type: ignore[no-any-return]
+        if self.scanner is not None:
+            yield from self.scanner.look_back(marker.encode(), limit)
 
     def saw(self, framework: str, weight: int = 1) -> None:
         self.frameworks[framework] += weight

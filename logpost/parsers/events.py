@@ -71,6 +71,9 @@ _ERROR_LEVEL = re.compile(
     r"^(?:[\w.]+\.)?\w*(?:Error|Exception):")
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
+# Cheap test before the level regexes: a line at ERROR/WARNING level holds one of these.
+_LEVEL_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", "exits with", "exitcode", "NCCL", "CUDA",
+               "out of memory", "WARN", "Warning", "[E", "[W", "oom-kill", "Out of memory", "CANCELLED")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 
 # ---------------------------------------------------------------------------------- families
@@ -222,6 +225,8 @@ class EventParser(LineParser):
     # ------------------------------------------------------------------------------ level lines
     def _level(self, line: Line, out: Builder) -> None:
         text = line.text
+        if not any(k in text for k in _LEVEL_KEYS) and text.lstrip()[:1] not in ("E", "W"):
+            return
         fam = classify(text)
         if "CANCELLED" in text and "***" in text:
             m = _SLURM.search(text)

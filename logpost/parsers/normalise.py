@@ -26,6 +26,7 @@ MAX_LINE = 1 << 23  # a "line" longer than 8 MiB is cut into pieces (same line n
 MAX_TEXT = 1 << 16  # parsers see at most 64 KiB of one piece; no metric record is longer
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>78]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # Colour codes whose ESC byte was lost in a paste: "[39m" at the end (colorama's Fore.RESET) or start.
 _BARE_SGR_END = re.compile(r"\[(?:\d{1,3}(?:;\d{1,3})*)?m\s*$")
 _BARE_SGR_START = re.compile(r"^\[(?:\d{1,3}(?:;\d{1,3})*)?m(?=\S)")
@@ -77,7 +78,7 @@ def decode(raw: bytes) -> str:
 
 def clean(text: str) -> str:
     """Strip ANSI escapes and control characters (keeping tabs), and bare colour residues."""
-    if "\x1b" in text or any(ord(c) < 32 and c != "\t" for c in text[:4096]):
+    if _CTRL.search(text):
         text = _ANSI.sub("", text)
     if "m" in text and "[" in text:
         text = _BARE_SGR_END.sub("", text)
@@ -141,24 +142,84 @@ ANCHORS = (b"!", b"*", b"{", b"K", b"W", b"G", b"E")
 HEAD = 1 << 26  # 64 MiB: start-up markers (configs, headers, token counts) are only looked for here
 
 
-def plan_markers(markers: tuple[bytes, ...], anchored: dict[bytes, bytes] | None = None,
-                 ) -> tuple[dict[bytes, tuple[bytes, ...]], tuple[bytes, ...]]:
-    """Split markers into anchor groups ``{byte: markers to verify}`` and literal markers.
+Group = tuple[bytes, tuple[tuple[bytes, tuple[int, ...]], ...], tuple[bytes, ...]]
 
-    ``anchored`` names, for a marker with no anchor byte of its own, a byte that always shares its
-    line (e.g. DeepSpeed's ``exits with return code`` is logged at ``[ERROR]`` level, so ``E``).
+
+def plan_markers(markers: tuple[bytes, ...], anchored: dict[bytes, bytes] | None = None,
+                 ) -> tuple[list[Group], tuple[bytes, ...]]:
+    """Split markers into anchor groups and literal markers.
+
+    A group is ``(anchor, positional, line_markers)``: ``positional`` are the markers that contain the
+    anchor byte, with the offsets of that byte in them (a hit is verified by ``startswith`` at the hit,
+    O(1)); ``line_markers`` are markers given in ``anchored``, which names for a marker with no rare
+    byte of its own a rare byte that always shares its line (e.g. DeepSpeed's ``exits with return
+    code`` is logged at ``[ERROR]`` level, so ``E``); they are searched in the hit's line.
     """
-    groups: dict[bytes, list[bytes]] = {}
+    pos: dict[bytes, list[tuple[bytes, tuple[int, ...]]]] = {}
+    line: dict[bytes, list[bytes]] = {}
     literals: list[bytes] = []
     for m in sorted(set(markers)):
-        anchor = (anchored or {}).get(m) or next((a for a in ANCHORS if a in m), None)
+        forced = (anchored or {}).get(m)
+        if forced is not None and forced not in m:
+            line.setdefault(forced, []).append(m)
+            continue
+        anchor = forced or next((a for a in ANCHORS if a in m), None)
         if anchor is None:
             literals.append(m)
         else:
-            groups.setdefault(anchor, []).append(m)
+            pos.setdefault(anchor, []).append((m, tuple(i for i in range(len(m)) if m[i:i + 1] == anchor)))
     # a literal that contains another literal is redundant
     literals = [m for m in literals if not any(o != m and o in m for o in literals)]
-    return {a: tuple(v) for a, v in groups.items()}, tuple(literals)
+    groups = [(a, tuple(pos.get(a, ())), tuple(line.get(a, ()))) for a in sorted(set(pos) | set(line))]
+    return groups, tuple(literals)
+
+
+def marked_starts(data: bytes, groups: list[Group], literals: list[bytes] | tuple[bytes, ...],
+                  sep: bytes = b"\n") -> list[int]:
+    """Start offsets of the ``sep``-separated pieces of ``data`` that hold a marker, in order."""
+    starts: set[int] = set()
+    find, rfind, startswith = data.find, data.rfind, data.startswith
+    n = len(data)
+    for anchor, positional, line_markers in groups:
+        i = find(anchor)
+        checked = -1  # end of the last piece searched for line markers
+        while i != -1:
+            hit = False
+            for m, offsets in positional:
+                for k in offsets:
+                    if startswith(m, i - k) and i >= k:
+                        hit = True
+                        break
+                if hit:
+                    break
+            e = -1
+            if not hit and line_markers and i > checked:
+                s = rfind(sep, 0, i) + 1
+                e = find(sep, i)
+                if e == -1:
+                    e = n
+                checked = e
+                for m in line_markers:
+                    if find(m, s, e) != -1:
+                        hit = True
+                        break
+            if hit:
+                starts.add(rfind(sep, 0, i) + 1)
+                e = find(sep, i)
+                if e == -1:
+                    break
+                i = find(anchor, e)
+            else:
+                i = find(anchor, i + 1)
+    for marker in literals:
+        i = find(marker)
+        while i != -1:
+            starts.add(rfind(sep, 0, i) + 1)
+            e = find(sep, i)
+            if e == -1:
+                break
+            i = find(marker, e)
+    return sorted(starts)
 
 
 class Scanner:
@@ -243,51 +304,39 @@ class Scanner:
             if i == -1:
                 break
             s = block.rfind(b"\n", 0, i) + 1
-            e = block.find(b"\n", i)
-            out.append(block[s: e if e != -1 else len(block)])
+            e = block.find(b"\n", i, end)
+            out.append(block[s: e if e != -1 else end])
             end = s
         return out
 
-    def look_back(self, marker: bytes, limit: int = 8) -> list[bytes]:
+    def look_back(self, marker: bytes, limit: int = 8) -> Iterator[bytes]:
         """The last ``limit`` physical lines holding ``marker`` before the current position, nearest
-        first (lines from earlier blocks only for markers given in ``remember``)."""
-        out = self._last_lines(self._cur, marker, self.pos, limit)
-        if len(out) < limit:
-            out += self._prev.get(marker, [])[: limit - len(out)]
-        return out
+        first (lines from earlier blocks only for markers given in ``remember``); lazily."""
+        block, end, n = self._cur, self.pos, 0
+        while n < limit:
+            i = block.rfind(marker, 0, end)
+            if i == -1:
+                break
+            s = block.rfind(b"\n", 0, i) + 1
+            e = block.find(b"\n", i, end)
+            yield block[s: e if e != -1 else end]
+            n += 1
+            end = s
+        yield from self._prev.get(marker, [])[: limit - n]
 
     def _candidates(self, block: bytes, head: bool) -> list[int]:
-        starts: set[int] = set()
-        find, rfind = block.find, block.rfind
-        groups = list(self.groups.items())
-        literals = list(self.literals)
         if head:
-            groups += list(self.head_groups.items())
-            literals += list(self.head_literals)
-        for anchor, verify in groups:
-            i = find(anchor)
-            while i != -1:
-                s = rfind(b"\n", 0, i) + 1
-                e = find(b"\n", i)
-                if e == -1:
-                    e = len(block)
-                if s not in starts:
-                    line = block[s:e]
-                    for m in verify:
-                        if m in line:
-                            starts.add(s)
-                            break
-                i = find(anchor, e)
-        for marker in literals:
-            i = find(marker)
-            while i != -1:
-                s = rfind(b"\n", 0, i) + 1
-                starts.add(s)
-                e = find(b"\n", i)
-                if e == -1:
-                    break
-                i = find(marker, e)
-        return sorted(starts)
+            return marked_starts(block, self.groups + self.head_groups, self.literals + self.head_literals)
+        return marked_starts(block, self.groups, self.literals)
+
+    def marked_parts(self, raw: bytes) -> list[tuple[int, bytes]]:
+        """The ``\\r``-separated parts of one physical line that hold a marker, with their offsets
+        (a tqdm redraw line can hold thousands of bars and one metric dict)."""
+        out = []
+        for s in marked_starts(raw, self.groups + self.head_groups, self.literals + self.head_literals, b"\r"):
+            e = raw.find(b"\r", s)
+            out.append((s, raw[s: e if e != -1 else len(raw)]))
+        return out
 
     def _block(self, block: bytes, base: int, head: bool) -> Iterator[tuple[int, bytes]]:
         cands = self._candidates(block, head)
