@@ -77,12 +77,15 @@ def generate(path: str, size: int, seed: int = 0) -> dict[str, int]:
         ]
         fh.write("\n".join(head) + "\n")
         written = fh.tell()
+        rank_warn = ("/opt/conda/lib/python3.10/site-packages/torch/utils/checkpoint.py:90: UserWarning: None of the "
+                     "inputs have requires_grad=True. Gradients will be None\n  warnings.warn(\n")
         while written < size:
+            # training: 10 optimizer steps, one tqdm redraw each (tqdm redraws on update), then the
+            # metric dict glued to the last redraw; DeepSpeed prints step/timer lines every 20 steps
             parts = []
-            for _ in range(10):  # logging_steps = 10; tqdm redraws a few times per step
+            for _ in range(10):
                 step += 1
-                for _ in range(rng.randint(4, 12)):
-                    parts.append("\r" + _bar(step, total, rng))
+                parts.append("\r" + _bar(step, total, rng))
             sec = step
             chunk = []
             if rng.random() < 0.01 and scale > 1:
@@ -93,32 +96,42 @@ def generate(path: str, size: int, seed: int = 0) -> dict[str, int]:
                 counts["overflows"] += 1
             loss = 2.0 * (1 + 1 / (1 + step / 1000)) + rng.gauss(0, 0.05)
             lr = 2e-5 * min(1.0, step / 2000)
-            # the dict is printed right after the bar, glued to it (no newline before it)
-            chunk.insert(0, "".join(parts) + f"{{'loss': {loss:.4f}, 'grad_norm': {rng.uniform(0.2, 2):.16f}, "
+            chunk.append("".join(parts) + f"{{'loss': {loss:.4f}, 'grad_norm': {rng.uniform(0.2, 2):.16f}, "
                          f"'learning_rate': {lr!r}, 'epoch': {step / total:.2f}}}")
             counts["dicts"] += 1
-            chunk.append(f"[{_ts(sec)}] [INFO] [logging.py:96:log_dist] [Rank 0] step={step}, skipped={skipped}, "
-                         f"lr=[{lr!r}], mom=[(0.9, 0.999)]")
-            counts["ds_steps"] += 1
-            chunk.append(f"[{_ts(sec)}] [INFO] [timer.py:260:stop] epoch=0/micro_step={step}/global_step={step}, "
-                         f"RunningAvgSamplesPerSec={rng.uniform(10, 12):.15f}, CurrSamplesPerSec="
-                         f"{rng.uniform(9, 13):.15f}, MemAllocated=14.2GB, MaxMemAllocated=21.93GB")
+            if step % 20 == 0:
+                chunk.append(f"[{_ts(sec)}] [INFO] [logging.py:96:log_dist] [Rank 0] step={step}, skipped={skipped}, "
+                             f"lr=[{lr!r}], mom=[(0.9, 0.999)]")
+                counts["ds_steps"] += 1
+                chunk.append(f"[{_ts(sec)}] [INFO] [timer.py:260:stop] epoch=0/micro_step={step}/global_step={step}, "
+                             f"RunningAvgSamplesPerSec={rng.uniform(10, 12):.15f}, CurrSamplesPerSec="
+                             f"{rng.uniform(9, 13):.15f}, MemAllocated=14.2GB, MaxMemAllocated=21.93GB")
+            # what else fills a large log, ~20 KB per logging interval: dataset map / eval progress bars
+            # redrawn many times on one line, NCCL INFO lines, INFO lines, per-rank warnings
             r = rng.random()
-            if r < 0.3:
-                chunk.append(f"[INFO|trainer.py:3984] {_ts(sec)} >> Saving model checkpoint to "
-                             f"output/checkpoint-{step}")
-                chunk.append(f"[INFO|configuration_utils.py:472] {_ts(sec)} >> Configuration saved in "
-                             f"output/checkpoint-{step}/config.json")
-            elif r < 0.5:
-                chunk.append(f"[{_ts(sec)}] [INFO] [axolotl.callbacks.on_step_end:128] [PID:4465] [RANK:0] "
-                             f"cuda memory usage while training: 21.937GB (+3.042GB cache, +1.045GB misc)")
-            elif r < 0.55:
-                for rank in range(8):
-                    chunk.append(f"/opt/conda/lib/python3.10/site-packages/torch/utils/checkpoint.py:90: UserWarning: "
-                                 f"None of the inputs have requires_grad=True. Gradients will be None")
-                    chunk.append("  warnings.warn(")
-            elif r < 0.56:
-                chunk.append(f"gpu-node-0:{4000 + rng.randrange(8)}:4188 [3] NCCL WARN Cuda failure 'out of memory'")
+            if r < 0.35:
+                n = 100000
+                chunk.append("".join(f"\rMap (num_proc=8): {k * 100 // 120:3d}%|{'█' * (k // 6):<20}| "
+                                     f"{k * n // 120}/{n} [00:{k // 10:02d}<00:{(120 - k) // 10:02d}, "
+                                     f"{rng.uniform(9000, 14000):.2f} examples/s]" for k in range(120)))
+            elif r < 0.65:
+                node = rng.randrange(4)
+                chunk += [f"gpu-node-{node}:{4000 + k % 8}:{4100 + k % 8} [{k % 8}] NCCL INFO Channel {k:02d}/0 : "
+                          f"{k % 8}[{k % 8}] -> {(k + 1) % 8}[{(k + 1) % 8}] via P2P/IPC/read" for k in range(200)]
+            elif r < 0.85:
+                for k in range(60):
+                    chunk.append(f"[{_ts(sec)}] [INFO] [axolotl.callbacks.on_step_end:128] [PID:4465] [RANK:{k % 8}] "
+                                 f"cuda memory usage while training: 21.937GB (+3.042GB cache, +1.045GB misc)")
+                    chunk.append(f"[INFO|trainer.py:3984] {_ts(sec)} >> Saving model checkpoint to "
+                                 f"output/checkpoint-{step}/shard-{k}")
+            elif r < 0.95:
+                chunk.append("".join(f"\r{k * 100 // 250:3d}%|{'█' * (k // 25):<10}| {k}/250 [00:{k // 10:02d}<00:"
+                                     f"{(250 - k) // 10:02d}, {rng.uniform(9, 12):.2f}it/s]" for k in range(250)))
+                chunk.append(f"{{'eval_loss': {loss + 0.1:.4f}, 'eval_runtime': 24.1, 'eval_samples_per_second': 41.5, "
+                             f"'eval_steps_per_second': 10.4, 'epoch': {step / total:.2f}}}")
+            else:
+                chunk.append(rank_warn * 8 + f"gpu-node-0:{4000 + rng.randrange(8)}:4188 [3] NCCL WARN "
+                             f"Cuda failure 'out of memory'")
             chunk.append("")
             text = "\n".join(chunk)
             fh.write(text)

@@ -27,7 +27,8 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("step", "Int64", "optimizer step", "global step of the record; how it was derived is in step_source"),
     Column("step_source", "string", "", "logged | epoch | progress | interval | ordinal | previous"),
-    Column("kind", "string", "", "train | eval | summary"),
+    Column("kind", "string", "", "train | eval | summary | optimizer (DeepSpeed step=N, skipped=M lines: not "
+           "training losses)"),
     Column("epoch", "float64", "epoch", "fractional epoch as logged"),
     Column("loss", "float64", "", "training loss (HF: mean since the previous log)"),
     Column("grad_norm", "float64", "", "total gradient norm before clipping"),
@@ -35,8 +36,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("eval_loss", "float64", "", "evaluation loss"),
     Column("tokens_trainable", "float64", "tokens", "Axolotl tokens/trainable: running count of labels != -100"),
     Column("tokens_total", "float64", "tokens", "Axolotl tokens/total"),
-    Column("loss_scale", "float64", "", "fp16 dynamic loss scale"),
+    Column("loss_scale", "float64", "", "fp16 dynamic loss scale where the log shows it (Megatron's loss scale; on "
+           "DeepSpeed optimizer rows the next_scale of the last OVERFLOW line before it)"),
     Column("skipped_steps", "float64", "steps", "cumulative optimizer steps skipped (DeepSpeed)"),
+    Column("samples_per_second", "float64", "samples/s", "throughput (DeepSpeed throughput timer, Megatron)"),
     Column("train_runtime", "float64", "s", "summary: wall time of train()"),
     Column("train_loss", "float64", "", "summary: mean loss over the whole run"),
     Column("nonfinite", "string", "", "keys logged as nan/inf in this record, comma-separated (NaN in a "
@@ -109,6 +112,37 @@ def logged_nonfinite(frame: pd.DataFrame, column: str) -> pd.Series:
     """True where ``column`` was logged as nan/inf (as opposed to not logged at all)."""
     flags = frame["nonfinite"].fillna("")
     return flags.str.split(",").apply(lambda keys: column in keys).astype(bool)
+
+
+FRAME_FORMATS = (".csv", ".parquet", ".json")
+
+
+def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
+    """The frame as CSV, Parquet (through pyarrow; keeps the declared dtypes) or JSON (pandas' "table"
+    orient: a schema with every column's type, then the rows).
+
+    Raises:
+        InputError: unknown format, or Parquet without pyarrow installed.
+    """
+    from logpost.model import InputError
+
+    frame = frame.copy()
+    frame.attrs = {}
+    if fmt == ".csv":
+        return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    if fmt == ".json":
+        return frame.to_json(orient="table", index=False, double_precision=15).encode("utf-8")
+    if fmt == ".parquet":
+        import io
+
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InputError("Parquet output needs pyarrow (pip install 'logpost[parquet]')") from None
+        buf = io.BytesIO()
+        frame.to_parquet(buf, engine="pyarrow", index=False)
+        return buf.getvalue()
+    raise InputError(f"unknown frame format {fmt!r} (choose from {', '.join(FRAME_FORMATS)})")
 
 
 def schema_table() -> list[tuple[str, str, str, str]]:

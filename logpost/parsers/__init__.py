@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Any
 
+import pandas as pd
+
 from logpost.frame import assign_steps, build_frame
 from logpost.model import InputError, Line, RunLog
 from logpost.parsers.axolotl import AxolotlParser
@@ -33,7 +35,7 @@ class JsonlParser(LineParser):
     markers = ('{"',)
 
     def feed(self, line: Line, out: Builder) -> None:
-        if line.text.lstrip().startswith("{"):
+        if line.text.lstrip().startswith('{"'):
             parse_jsonl_line(line, out)
 
 
@@ -84,8 +86,10 @@ def _scan(stream: Any, out: Builder) -> int:
     head = tuple(m.encode() for p in parsers for m in p.head_markers)
     anchored = {m.encode(): a.encode() for p in parsers for m, a in p.anchored.items()}
     remember = tuple(m.encode() for p in parsers for m in p.remember)
-    scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember)
+    counters = tuple(m.encode() for p in parsers for m in p.counters)
+    scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember, counters=counters)
     out.scanner = scanner
+    out.counts = {m.decode(): 0 for m in counters}
     for no, raw in scanner:
         out.tick()
         start = scanner.pos
@@ -98,6 +102,7 @@ def _scan(stream: Any, out: Builder) -> int:
                 scanner.pos = start + offset
                 for parser in parsers:
                     parser.feed(line, out)
+    out.counts = {m.decode(): n for m, n in scanner.counts.items()}
     for parser in parsers:
         parser.finish(out)
     out.meta["last_line_text"] = scanner.last_text.decode("utf-8", "replace").strip()[-500:]
@@ -118,6 +123,7 @@ def finish(out: Builder, lines: int | None) -> RunLog:
         r.pop("table", None)
     frame = build_frame(out.records)
     out.records = []
+    frame["source"] = pd.Series([out.source] * len(frame), dtype="string")
     frame.attrs["texts"] = texts  # evidence text of each row, same order as the frame
     ranked = sorted(out.frameworks.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))
     if out.events_dropped:
@@ -178,8 +184,6 @@ def parse_dir(path: str) -> RunLog:
         for e in b._events.values():
             e["data"]["source"] = b.source
         runs.append(finish(b, None))
-    import pandas as pd
-
     seen: set[tuple[str, int]] = set()
     kept = []
     texts: list[str] = []

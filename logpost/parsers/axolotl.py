@@ -23,13 +23,11 @@ class AxolotlParser(LineParser):
     # looked for in the first 64 MiB only. "Training Completed!!!" / "Training completed! Saving ..."
     markers = ("Training completed", "Training Completed")
     anchored = {"Training completed": "!", "Training Completed": "!"}
-    head_markers = ("[axolotl", "total_num_tokens", "total_supervised_tokens", "data_loader_len", "total_num_steps",
-                    "base_model", "Maximum number of steps")
+    counters = ("[axolotl",)
+    head_markers = ("total_", "data_loader_len", "base_model", "Maximum number of steps")
 
     def feed(self, line: Line, out: Builder) -> None:
         text = line.text
-        if "[axolotl" in text:
-            out.saw("axolotl", 3)
         if "total_" in text or "data_loader_len" in text:
             for key, raw in _COUNT.findall(text):
                 value = int(raw.replace("_", "").replace(",", ""))
@@ -44,3 +42,8 @@ class AxolotlParser(LineParser):
         m = _STEPS_SET.search(text)
         if m:
             out.set_meta("max_steps", int(m.group(1)), line)
+
+    def finish(self, out: Builder) -> None:
+        n = out.counts.get("[axolotl", 0)
+        if n:
+            out.saw("axolotl", 3 * n)

@@ -27,6 +27,7 @@ class LineParser:
     head_markers: tuple[str, ...] = ()
     anchored: dict[str, str] = {}
     remember: tuple[str, ...] = ()  # markers :meth:`Builder.look_back` may search for across blocks
+    counters: tuple[str, ...] = ()  # texts counted (not handed out) in the first 64 MiB: Builder.counts
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -59,6 +60,7 @@ class Builder:
         self._follow: dict[int, int] = {}
         self.scanner: Any = None
         self.lines = 0
+        self.counts: dict[str, int] = {}
         self.source_tag = False  # add data["source"] to events (a run directory merges several files)
         self.claimed: tuple[int, str] | None = None  # (line, text) of the last line that made an event
 
@@ -67,15 +69,19 @@ class Builder:
                step: int | None = None, text: str | None = None, **extra: Any) -> dict[str, Any]:
         if line is not None:
             self.claimed = (line.no, line.text)  # a metric record is not also an error/warning event
-        rec: dict[str, Any] = dict(values)
-        bad = [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
-        rec["nonfinite"] = ",".join(sorted(bad)) if bad else None
+        # Memory grows with records only: keep them small (no None values; the source is added to the
+        # frame at the end), ~0.5 KB each.
+        rec: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+        bad = [k for k, v in rec.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            rec["nonfinite"] = ",".join(sorted(bad))
         rec["kind"] = kind
-        rec["step"] = step
+        if step is not None:
+            rec["step"] = step
         rec["line"] = line.no if line else extra.pop("line_no", None)
-        rec["rank"] = line.rank if line else None
-        rec["source"] = self.source
-        rec["_text"] = text if text is not None else (line.text.strip() if line else "")
+        if line is not None and line.rank is not None:
+            rec["rank"] = line.rank
+        rec["_text"] = (text if text is not None else (line.text.strip() if line else ""))[:500]
         rec.update(extra)
         self.records.append(rec)
         return rec

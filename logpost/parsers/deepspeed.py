@@ -87,7 +87,7 @@ def first_of_list(text: str) -> float | None:
 
 class DeepSpeedParser(LineParser):
     markers = ("skipped=", "OVERFLOW!", "overflow!", _MIN_SCALE, "tried to get lr value", "Killing subprocess",
-               "exits with return code", "received SIG", "SamplesPerSec", "elapsed time per iteration",
+               "exits with return code", "received SIGTERM", "elapsed time per iteration",
                "loss at iteration", "GiB(")
     head_markers = ("ZeRO stage", "DeepSpeed info")
     # markers without a rare byte of their own, and the rare byte always on their line
@@ -95,7 +95,8 @@ class DeepSpeedParser(LineParser):
                 _MIN_SCALE: "E",  # raised: "Exception: Current loss scale ..."
                 "elapsed time per iteration": "E",  # Megatron prints "learning rate: 6.000E-05"
                 "loss at iteration": "E",  # "lm loss value: 2.327091E+00"
-                "SamplesPerSec": "G"}  # "MemAllocated=0.26GB" (the 2021 form without it is not read)
+                "GiB(": "G"}  # torchtitan: "memory: 14.58GiB(15.34%)" (one look per line holding a G)
+    # the throughput timer line follows the step line: it is read by following, not searched for
 
     def __init__(self) -> None:
         self.scale: dict[int | None, float] = {}
@@ -184,6 +185,7 @@ class DeepSpeedParser(LineParser):
             values["loss_scale"] = scale
         rec = out.record("optimizer", values, Line(line.no, line.text, rank), step=int(m.group(1)))
         self.last_opt = rec
+        out.follow(self, 2)
 
     def _timer(self, line: Line) -> None:
         m = _TIMER.search(line.text)

@@ -154,11 +154,13 @@ class EventParser(LineParser):
     """Tracebacks and level-tagged lines; must run after the framework parsers (it skips lines they
     already made an event of)."""
 
+    # glog: "E1206 18:44:12...", "[E ProcessGroupNCCL.cpp:475]", "[rank4]:[E1206 ..."; dmesg oom-kill lines
+    # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
-               "Killed", "out of memory", "[E", "[W", "E0", "E1", "W0", "W1", "CANCELLED", "oom-kill")
+               "Killed", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1", "CANCELLED",
+               *(f"[{c}{d}" for c in "EW" for d in range(2, 10)))
     anchored = {"out of memory": "E",  # "RuntimeError: CUDA out of memory", "torch.cuda.OutOfMemoryError"
-                "CANCELLED": "*",  # slurmstepd: error: *** STEP 1 ON n1 CANCELLED AT ... ***
-                "oom-kill": "K"}  # dmesg: "oom-kill:... Killed process 123"
+                "CANCELLED": "*"}  # slurmstepd: error: *** STEP 1 ON n1 CANCELLED AT ... ***
 
     def __init__(self) -> None:
         self.open: dict[int | None, dict[str, Any]] = {}

@@ -97,12 +97,10 @@ def seconds(text: str) -> float | str | None:
 class HFParser(LineParser):
     # tqdm bars ("%|") are far too common to be candidates: the bar before a record is found with
     # look_back. Header lines are followed after "***** Running training *****".
-    # "}" stands for pastes that lost the opening brace ("'loss': 1.2, ...}"): a quoted key alone would
-    # need a search pass of its own
-    markers = ("{'", "}", "*****")
-    anchored = {"}": "}"}
-    head_markers = ("Num examples", "Total optimization steps", "Num update steps per epoch", "trainable params",
-                    "name_or_path")
+    # A paste that lost the opening brace ("'loss': 1.2, ...}") is read on the first line of a source,
+    # which the scanner always hands out (where pastes are cut); a quoted key alone would need a pass.
+    markers = ("{'", "*****")
+    head_markers = ("Total optimization steps", "trainable params", "name_or_path")
     remember = ("%|",)
 
     def __init__(self) -> None:

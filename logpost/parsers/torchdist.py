@@ -60,8 +60,10 @@ def _int(text: str | None) -> int | None:
 
 
 class TorchDistParser(LineParser):
+    # ProcessGroupNCCL / [PG N Rank N] lines carry a glog level ("[E ...", "[rank0]:[E1206", "W1206"): the
+    # event parser's markers bring them in
     markers = ("exitcode", "closing signal", "ChildFailedError", "Root Cause", "Watchdog caught", "WorkNCCL(",
-               "ProcessGroupNCCL", "[PG ", "NET/IB", "srun: error", "FlightRecorder")
+               "NET/IB", "srun: error", "FlightRecorder")
     anchored = {"exitcode": "E",  # "ERROR:torch...", "E1223 ...", "[ERROR]"; table rows are followed
                 "closing signal": "W",  # "WARNING:torch..." / "W1223 ..." / "[WARNING]"
                 "Root Cause": "*",  # never without the ChildFailedError header before it (followed)
