@@ -99,7 +99,7 @@ class DeepSpeedParser(LineParser):
     # the throughput timer line follows the step line: it is read by following, not searched for
 
     def __init__(self) -> None:
-        self.scale: dict[int | None, float] = {}
+        self.scale: float | None = None  # next_scale of the last OVERFLOW line (only rank 0 logs them)
         self.last_opt: dict[str, Any] | None = None
 
     def feed(self, line: Line, out: Builder) -> None:
@@ -180,9 +180,8 @@ class DeepSpeedParser(LineParser):
         out.saw("deepspeed")
         rank = self._rank(line)
         values: dict[str, Any] = {"skipped_steps": float(m.group(2)), "learning_rate": first_of_list(m.group(3))}
-        scale = self.scale.get(rank, self.scale.get(None))
-        if scale is not None:
-            values["loss_scale"] = scale
+        if self.scale is not None:
+            values["loss_scale"] = self.scale
         rec = out.record("optimizer", values, Line(line.no, line.text, rank), step=int(m.group(1)))
         self.last_opt = rec
         out.follow(self, 2)
@@ -210,8 +209,7 @@ class DeepSpeedParser(LineParser):
         r = _OVERFLOW_RANK.search(line.text)
         rank = line.rank if line.rank is not None else (int(r.group(1)) if r else None)
         if nxt is not None:
-            self.scale[rank] = nxt
-            self.scale[None] = nxt
+            self.scale = nxt
         out.event("warning", Line(line.no, line.text, rank), tag="overflow", attempted_scale=attempted,
                   next_scale=nxt, hysteresis=hysteresis)
 

@@ -84,8 +84,8 @@ _TOTAL = re.compile(r"total capac\w*\s+(?:of\s+)?" + _SIZE + r"|" + _SIZE + r"\s
 _FREE = re.compile(r"of which\s+" + _SIZE + r"\s+is free|" + _SIZE + r"\s+free\b")
 _UNITS = {"B": 1, "bytes": 1, "KB": 1000, "KiB": 1024, "MB": 1000 ** 2, "MiB": 1024 ** 2, "GB": 1000 ** 3,
           "GiB": 1024 ** 3, "TB": 1000 ** 4, "TiB": 1024 ** 4}
-_KILLED = re.compile(r"^\s*Killed\s*$|\b(\d+)\s+Killed\s+\S|Killed process (\d+)|\boom-kill\b|"
-                     r"Out of memory: Kill")
+_KILLED = re.compile(r"Killed process (\d+)|\b(\d+)\s+Killed\s+\S|^\s*Killed\s*$|\boom-kill\b|Out of memory: Kill")
+_KILLED_PID = re.compile(r"Killed process (\d+)()")
 _NCCL_KINDS = (
     ("ncclSystemError", "unhandled system error"), ("unhandled system error", "unhandled system error"),
     ("ncclRemoteError", "remote error"), ("remote process exited", "remote error"),
@@ -127,7 +127,7 @@ def classify(text: str) -> dict[str, Any] | None:
     if "loss scale already at minimum" in text:
         return {"tag": "loss_scale_min"}
     if "Killed" in text or "oom-kill" in text or "Out of memory: Kill" in text:
-        m = _KILLED.search(text)
+        m = _KILLED_PID.search(text) or _KILLED.search(text)
         if m:
             pid = m.group(1) or m.group(2)
             return {"tag": "killed", "pid": int(pid) if pid else None}
@@ -171,12 +171,20 @@ class EventParser(LineParser):
             return
         text = line.text
         tb = self.open.get(line.rank)
+        if tb is not None and tb.get("done"):
+            # an exception line ended it: a chained traceback may follow ("During handling of ...")
+            if any(c in text for c in _CHAIN):
+                tb["done"], tb["chained"] = False, True
+                return
+            if "Traceback (most recent call last)" not in text:
+                self._close(line.rank, out)
+                tb = None
         if "Traceback (most recent call last)" in text:
             if tb is not None and not tb.get("chained"):
-                self._close(line.rank, out, truncated=True)
+                self._close(line.rank, out, truncated=not tb.get("done"))
             prev = self.open.get(line.rank)
-            self.open[line.rank] = {"start": line.no, "frames": prev["frames"] if prev else [],
-                                    "chain": prev["chain"] if prev else []}
+            self.open[line.rank] = {"start": prev["start"] if prev else line.no,
+                                    "frames": prev["frames"] if prev else [], "chain": prev["chain"] if prev else []}
             out.follow(self, 400)
             return
         if tb is not None and self._traceback_line(line, tb, out):
@@ -202,7 +210,8 @@ class EventParser(LineParser):
             tb["chain"].append(f"{m.group(1)}: {m.group(2) or ''}".strip())
             tb["exc_type"], tb["message"], tb["line"] = m.group(1), (m.group(2) or "").strip(), line
             tb["chained"] = False
-            self._close(line.rank, out)
+            tb["done"] = True  # emitted at the next line of this rank, unless a chained traceback follows
+            out.follow(self, 4)
             return True
         return False
 
@@ -281,5 +290,5 @@ class EventParser(LineParser):
 
     def finish(self, out: Builder) -> None:
         for rank in list(self.open):
-            self._close(rank, out, truncated=True)
+            self._close(rank, out, truncated=not self.open[rank].get("done"))
         self._flush(out)

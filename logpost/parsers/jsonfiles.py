@@ -68,6 +68,8 @@ def parse_jsonl_line(line: Line, out: Builder) -> None:
     if not ({"loss", "eval_loss", "learning_rate", "lr", "train_loss"} & metrics.keys()):
         if "total_steps" in obj and "current_steps" in obj:
             out.meta.setdefault("header", {}).setdefault("total_steps", obj["total_steps"])
+            if obj["current_steps"] == obj["total_steps"]:  # LLaMA-Factory's last line has no loss
+                out.set_meta("completed", True, line)
         return
     if "current_steps" in obj:
         out.saw("llamafactory", 2)
