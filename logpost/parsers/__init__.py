@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zlib
 from typing import Any
 
 import pandas as pd
@@ -62,15 +63,18 @@ def read(path: str) -> Builder:
     out = Builder(name)
     try:
         stream = buffered(stream)
-        head = read_text_head(stream)
+        try:
+            head = read_text_head(stream)
+        except EOFError:
+            head = b""
         if looks_like_state(head):
             data = stream.read(MAX_JSON)
             parse_trainer_state(data, out)
             out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         else:
             out.lines = _scan(stream, out)
-    except OSError as exc:
-        raise InputError(f"{name}: read error ({exc.strerror or exc})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise InputError(f"{name}: read error ({getattr(exc, 'strerror', None) or exc})") from None
     except InputError as exc:
         msg = str(exc)
         raise InputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
@@ -107,6 +111,8 @@ def _scan(stream: Any, out: Builder) -> int:
         parser.finish(out)
     out.meta["last_line_text"] = scanner.last_text.decode("utf-8", "replace").strip()[-500:]
     out.meta["bytes"] = scanner.bytes
+    if scanner.truncated:
+        out.meta["truncated"] = True
     return scanner.lines
 
 

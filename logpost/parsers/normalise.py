@@ -274,6 +274,7 @@ class Scanner:
         self.follow = 0
         self.lines = 0  # physical lines seen so far (complete after iteration)
         self.bytes = 0
+        self.truncated = False
         self.last_text = b""  # last non-blank physical line, for "how did the log end"
         self.remember = remember
         self.counters = counters
@@ -286,10 +287,7 @@ class Scanner:
         carry = b""
         base = 1
         while True:
-            try:
-                chunk = self.stream.read(self.block)
-            except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
-                raise InputError(f"read error: {exc}") from None
+            chunk = self._read()
             if chunk:
                 self.bytes += len(chunk)
                 data = carry + chunk if carry else chunk
@@ -319,6 +317,26 @@ class Scanner:
         self.lines = base - 1 + (0 if self._ended_with_newline else 1)
 
     _ended_with_newline = True
+
+    def _read(self) -> bytes:
+        """Up to one block; a .gz cut short (copied while being written) yields what decompresses."""
+        if self.truncated:
+            return b""
+        read = getattr(self.stream, "read1", None) or self.stream.read
+        parts: list[bytes] = []
+        n = 0
+        try:
+            while n < self.block:
+                piece = read(self.block - n)
+                if not piece:
+                    break
+                parts.append(piece)
+                n += len(piece)
+        except EOFError:
+            self.truncated = True
+        except (OSError, zlib.error) as exc:
+            raise InputError(f"read error: {exc}") from None
+        return b"".join(parts) if len(parts) != 1 else parts[0]
 
     def _remember_tail(self, block: bytes) -> None:
         self._ended_with_newline = block.endswith(b"\n")
