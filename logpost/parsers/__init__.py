@@ -91,7 +91,9 @@ def _scan(stream: Any, out: Builder) -> int:
     anchored = {m.encode(): a.encode() for p in parsers for m, a in p.anchored.items()}
     remember = tuple(m.encode() for p in parsers for m in p.remember)
     counters = tuple(m.encode() for p in parsers for m in p.counters)
-    scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember, counters=counters)
+    promote = tuple(m.encode() for p in parsers for m in p.promote)
+    scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember, counters=counters,
+                      promote=promote)
     out.scanner = scanner
     out.counts = {m.decode(): 0 for m in counters}
     for no, raw in scanner:

@@ -18,7 +18,7 @@ class LineParser:
 
     The scanner hands out the physical lines holding any parser's ``markers`` (literal text; see
     :func:`logpost.parsers.normalise.plan_markers` for how they are searched), ``head_markers`` within
-    the first 64 MiB (start-up lines: configs, headers, token counts), and the lines some parser asked
+    the first 32 MiB (start-up lines: configs, headers, token counts), and the lines some parser asked
     to :meth:`Builder.follow`. Every parser sees every such line and must cheaply ignore the rest.
     ``anchored`` maps a marker with no rare byte of its own to a rare byte that always shares its line.
     """
@@ -27,7 +27,8 @@ class LineParser:
     head_markers: tuple[str, ...] = ()
     anchored: dict[str, str] = {}
     remember: tuple[str, ...] = ()  # markers :meth:`Builder.look_back` may search for across blocks
-    counters: tuple[str, ...] = ()  # texts counted (not handed out) in the first 64 MiB: Builder.counts
+    promote: tuple[str, ...] = ()  # head markers that, once found in the first 32 MiB, are looked for everywhere
+    counters: tuple[str, ...] = ()  # texts counted (not handed out) in the first 32 MiB: Builder.counts
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
         raise NotImplementedError

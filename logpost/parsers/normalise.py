@@ -265,7 +265,8 @@ class Scanner:
 
     def __init__(self, stream: BinaryIO, markers: tuple[bytes, ...], block: int = BLOCK, *,
                  head_markers: tuple[bytes, ...] = (), anchored: dict[bytes, bytes] | None = None,
-                 remember: tuple[bytes, ...] = (), counters: tuple[bytes, ...] = ()):
+                 remember: tuple[bytes, ...] = (), counters: tuple[bytes, ...] = (),
+                 promote: tuple[bytes, ...] = ()):
         self.stream = stream
         self.markers = tuple(sorted(set(markers)))
         self.groups, self.literals = plan_markers(self.markers, anchored)
@@ -278,6 +279,8 @@ class Scanner:
         self.last_text = b""  # last non-blank physical line, for "how did the log end"
         self.remember = remember
         self.counters = counters
+        self.promote = tuple(m for m in promote if m not in self.markers)
+        self._anchored = anchored
         self.counts: dict[bytes, int] = dict.fromkeys(counters, 0)  # occurrences in the first HEAD bytes
         self._prev: dict[bytes, list[bytes]] = {m: [] for m in remember}  # last lines holding m, earlier blocks
         self._cur = b""
@@ -307,6 +310,11 @@ class Scanner:
             if head:
                 for m in self.counters:
                     self.counts[m] += block.count(m)
+                found = tuple(m for m in self.promote if m in block)
+                if found:  # a start-up marker seen: look for it everywhere from now on
+                    self.promote = tuple(m for m in self.promote if m not in found)
+                    self.markers = tuple(sorted(set(self.markers) | set(found)))
+                    self.groups, self.literals = plan_markers(self.markers, self._anchored)
             self._cur = block
             base = yield from self._block(block, base, head)
             self._remember_tail(block)
