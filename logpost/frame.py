@@ -136,7 +136,7 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
         import io
 
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
             raise InputError("Parquet output needs pyarrow (pip install 'logpost[parquet]')") from None
         buf = io.BytesIO()

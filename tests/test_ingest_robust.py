@@ -186,3 +186,12 @@ def test_scanner_line_numbers_match_grep(data, block):
 def test_hypothesis_corpus_sanity():
     # the hypothesis pieces are real: each parses to something on its own
     assert os.path.exists(fixture("deepspeed/fp16-overflow-hysteresis-startup-ds-931.log"))
+
+
+def test_trainer_state_cut_short(tmp_path):
+    raw = open(fixture("generated/hf_healthy.trainer_state.json"), "rb").read()
+    whole = parse(fixture("generated/hf_healthy.trainer_state.json"))
+    run = parse(write(tmp_path, raw[: len(raw) // 2], "trainer_state.json"))
+    n = len(run.train_rows())
+    assert 0 < n < len(whole.train_rows()) and run.meta["truncated"] is True
+    assert list(run.train_rows().step) == list(whole.train_rows().step[:n])

@@ -7,6 +7,7 @@ that all see every candidate line; none owns the file. A run directory merges it
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import zlib
@@ -69,8 +70,14 @@ def read(path: str) -> Builder:
             head = b""
         if looks_like_state(head):
             data = stream.read(MAX_JSON)
-            parse_trainer_state(data, out)
-            out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            try:
+                parse_trainer_state(data, out)
+                out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            except InputError:
+                if name.endswith(".json"):
+                    raise
+                out = Builder(name)  # a log that merely starts like a trainer_state.json: read its lines
+                out.lines = _scan(io.BytesIO(data), out)
         else:
             out.lines = _scan(stream, out)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
@@ -164,7 +171,8 @@ def run_files(path: str) -> list[str]:
                  and os.path.isfile(os.path.join(path, n, _STATE))]
         if ckpts:
             state = os.path.join(path, max(ckpts, key=lambda n: int(n[11:])), _STATE)
-    jsonl, console = [], []
+    jsonl: list[str] = []
+    console: list[str] = []
     for n in names:
         full = os.path.join(path, n)
         if not os.path.isfile(full) or n.lower() in _SKIP_NAMES or not n.lower().endswith(_LOG_SUFFIXES):

@@ -54,7 +54,7 @@ class Builder:
     def __init__(self, source: str):
         self.source = source
         self.records: list[dict[str, Any]] = []
-        self._events: dict[tuple[str, str], dict[str, Any]] = {}
+        self._events: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.events_dropped = 0
         self.meta: dict[str, Any] = {}
         self.frameworks: Counter[str] = Counter()

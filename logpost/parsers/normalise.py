@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -361,7 +361,7 @@ class Scanner:
 
     @staticmethod
     def _last_lines(block: bytes, marker: bytes, end: int, limit: int) -> list[bytes]:
-        out = []
+        out: list[bytes] = []
         while len(out) < limit:
             i = block.rfind(marker, 0, end)
             if i == -1:
@@ -395,13 +395,13 @@ class Scanner:
     def marked_parts(self, raw: bytes) -> list[tuple[int, bytes]]:
         """The ``\\r``-separated parts of one physical line that hold a marker, with their offsets
         (a tqdm redraw line can hold thousands of bars and one metric dict)."""
-        out = []
+        out: list[tuple[int, bytes]] = []
         for s in marked_starts(raw, self.groups + self.head_groups, self.literals + self.head_literals, b"\r"):
             e = raw.find(b"\r", s)
             out.append((s, raw[s: e if e != -1 else len(raw)]))
         return out
 
-    def _block(self, block: bytes, base: int, head: bool) -> Iterator[tuple[int, bytes]]:
+    def _block(self, block: bytes, base: int, head: bool) -> Generator[tuple[int, bytes], None, int]:
         cands = self._candidates(block, head)
         if base == 1 and (not cands or cands[0] != 0):
             cands.insert(0, 0)  # the first line of a source: where pastes are cut (a dict without "{")
@@ -442,4 +442,4 @@ def buffered(stream: BinaryIO) -> BinaryIO:
     """Wrap a stream so it can be peeked (stdin, gzip)."""
     if hasattr(stream, "peek"):
         return stream
-    return io.BufferedReader(stream)  # type: ignore[arg-type]
+    return io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
