@@ -421,3 +421,13 @@ def test_every_corpus_file_no_duplicate_events(corpus):
                 if e.data.get("tag") == "cuda_oom":
                     assert all(v is None or v > 0 for k, v in e.data.items() if k.endswith("_bytes"))
             assert not any(isinstance(v, float) and math.isinf(v) for v in run.frame.get("step", []))
+
+
+def test_watchdog_abort_line(tmp_path):
+    run = run_of(tmp_path, "terminate called after throwing an instance of 'c10::DistBackendError'\n"
+                           "  what():  [PG ID 0 PG GUID 0(default_pg) Rank 3] Process group watchdog thread terminated "
+                           "with exception: [Rank 3] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=7, "
+                           "OpType=BROADCAST, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600112 milliseconds "
+                           "before timing out.\n")
+    assert [e.data["tag"] for e in run.events] == ["nccl_watchdog", "nccl_timeout"]
+    assert run.events[1].rank == 3 and run.events[1].data["op"] == "BROADCAST"

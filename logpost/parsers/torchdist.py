@@ -101,6 +101,9 @@ class TorchDistParser(LineParser):
         if "WorkNCCL(" in text and ("Watchdog caught" in text or "timed out" in text):
             self._timeout(line, out)
             return
+        if "terminate called after throwing" in text and "DistBackendError" in text:
+            self._watchdog(line, out, "error")  # the NCCL watchdog tearing the process down (torch >= 2.2)
+            return
         if "NCCL" in text or "watchdog" in text or "[PG " in text:
             if any(t in text for t in _TEARDOWN):
                 self._watchdog(line, out, "error")
