@@ -82,22 +82,34 @@ def to_number(value: Any) -> float | str | None:
 
 def build_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Make the frame from records (dicts of column -> value) with the declared dtypes."""
-    rows = list(records)
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
-    for col in COLUMNS:
-        if col.name not in frame.columns:
-            frame[col.name] = pd.Series([None] * len(frame), dtype="object")
-    extras = sorted(c for c in frame.columns if c not in DECLARED)
+    columns: dict[str, list[Any]] = {}
+    n = 0
+    for i, rec in enumerate(records):
+        for key, value in rec.items():
+            col = columns.get(key)
+            if col is None:
+                col = columns[key] = [None] * i
+            col.append(value)
+        n = i + 1
+        for col in columns.values():
+            if len(col) < n:
+                col.append(None)
+    return frame_from_columns(columns, n)
+
+
+def frame_from_columns(columns: Mapping[str, list[Any]], n: int) -> pd.DataFrame:
+    """Make the frame from column lists of length ``n`` (missing columns are all-null)."""
     out = {}
     for col in COLUMNS:
-        out[col.name] = _cast(frame[col.name], col.dtype)
-    for name in extras:
-        numeric = pd.to_numeric(frame[name], errors="coerce")
-        if numeric.notna().sum() == frame[name].notna().sum():
+        out[col.name] = _cast(pd.Series(columns.get(col.name, [None] * n), dtype="object"), col.dtype)
+    for name in sorted(c for c in columns if c not in DECLARED):
+        series = pd.Series(columns[name], dtype="object")
+        numeric = pd.to_numeric(series, errors="coerce")
+        if numeric.notna().sum() == series.notna().sum():
             out[name] = numeric.astype("float64")
         else:
-            out[name] = frame[name].astype("string")
-    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+            out[name] = series.astype("string")
+    return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from logpost.frame import assign_steps, build_frame
+from logpost.frame import assign_steps, build_frame, frame_from_columns
 from logpost.model import InputError, Line, RunLog
 from logpost.parsers.axolotl import AxolotlParser
-from logpost.parsers.base import Builder, LineParser
+from logpost.parsers.base import Builder, LineParser, Records
 from logpost.parsers.deepspeed import DeepSpeedParser
 from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
@@ -27,7 +27,7 @@ from logpost.parsers.normalise import Scanner, buffered, open_source, read_text_
 from logpost.parsers.torchdist import TorchDistParser
 
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
-MANY_PARTS = 4  # a physical line with more \r parts than this is mostly tqdm redraws: keep only marked parts
+MANY_PARTS = 64  # a line with more \r parts than this: search it for marked parts; fewer: drop the bare bars
 
 # Frameworks that wrap others win the name: Axolotl and LLaMA-Factory print HF Trainer dicts.
 _WRAPPERS = ("axolotl", "llamafactory")
@@ -106,10 +106,13 @@ def _scan(stream: Any, out: Builder) -> int:
     for no, raw in scanner:
         out.tick()
         start = scanner.pos
-        if raw.count(b"\r") > MANY_PARTS and not scanner.follow:
-            pieces = scanner.marked_parts(raw)
-        else:
+        crs = raw.count(b"\r") if b"\r" in raw else 0
+        if crs <= 1 or scanner.follow:
             pieces = [(0, raw)]
+        elif crs <= MANY_PARTS:
+            pieces = _unbarred(raw)
+        else:
+            pieces = scanner.marked_parts(raw)
         for offset, piece in pieces:
             for line in split_line(no, piece):
                 scanner.pos = start + offset
@@ -125,6 +128,18 @@ def _scan(stream: Any, out: Builder) -> int:
     return scanner.lines
 
 
+def _unbarred(raw: bytes) -> list[tuple[int, bytes]]:
+    """The ``\\r`` parts of a line that are not bare tqdm redraws, with their offsets (parsers find the
+    bar before a record with look_back)."""
+    out = []
+    off = 0
+    for part in raw.split(b"\r"):
+        if part.strip() and not (part.rstrip().endswith(b"]") and b"%|" in part):
+            out.append((off, part))
+        off += len(part) + 1
+    return out
+
+
 def finish(out: Builder, lines: int | None) -> RunLog:
     """Derive steps, build the frame and fix the framework order."""
     if lines is None:
@@ -132,12 +147,31 @@ def finish(out: Builder, lines: int | None) -> RunLog:
     header = out.meta.get("header", {})
     completed = bool(out.meta.get("completed"))
     total = header.get("total_steps") or out.meta.get("max_steps")
-    method = assign_steps(out.records, header.get("steps_per_epoch"), int(total) if total else None, completed)
-    texts = [r.pop("_text", "") for r in out.records]
+    # Steps are derived on light copies (kind, step, epoch, progress); the frame is then built column by
+    # column from the compact records, so the peak stays near the size of the records themselves.
+    light = []
     for r in out.records:
-        r.pop("table", None)
-    frame = build_frame(out.records)
-    out.records = []
+        lr = {k: r[k] for k in ("kind", "step", "epoch", "_progress") if k in r}
+        light.append(lr)
+    method = assign_steps(light, header.get("steps_per_epoch"), int(total) if total else None, completed)
+    n = len(light)
+    columns: dict[str, list[Any]] = {"step": [r.get("step") for r in light],
+                                     "step_source": [r.get("step_source") for r in light]}
+    del light
+    texts: list[str] = []
+    skip = ("_text", "table", "_progress", "step", "step_source")
+    for i, r in enumerate(out.records):
+        texts.append(r.get("_text", ""))
+        for key, value in r.items():
+            if key in skip:
+                continue
+            col = columns.get(key)
+            if col is None:
+                col = columns[key] = [None] * n
+            col[i] = value
+    out.records = Records()
+    frame = frame_from_columns(columns, n)
+    del columns
     frame["source"] = pd.Series([out.source] * len(frame), dtype="string")
     frame.attrs["texts"] = texts  # evidence text of each row, same order as the frame
     ranked = sorted(out.frameworks.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))

@@ -27,6 +27,8 @@ class AxolotlParser(LineParser):
     head_markers = ("total_", "data_loader_len", "base_model", "Maximum number of steps")
 
     def feed(self, line: Line, out: Builder) -> None:
+        if out.is_claimed(line):  # a metric record of another parser
+            return
         text = line.text
         if "total_" in text or "data_loader_len" in text:
             for key, raw in _COUNT.findall(text):

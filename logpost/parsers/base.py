@@ -48,12 +48,53 @@ FOLD_FIELDS = {
 }
 
 
+class Records:
+    """Metric records, kept compact: a record is a dict while parsers may still add to it (the last
+    :attr:`TAIL`), then a (key tuple, value tuple) pair whose key tuple is shared by every record with
+    the same keys. Memory grows with records, ~0.4 KB each with its evidence text."""
+
+    TAIL = 32
+
+    def __init__(self) -> None:
+        self._done: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+        self._tail: list[dict[str, Any]] = []
+        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def append(self, rec: dict[str, Any]) -> None:
+        self._tail.append(rec)
+        if len(self._tail) >= 2 * self.TAIL:
+            for old in self._tail[: self.TAIL]:
+                keys = tuple(old)
+                self._done.append((self._keys.setdefault(keys, keys), tuple(old.values())))
+            del self._tail[: self.TAIL]
+
+    def __len__(self) -> int:
+        return len(self._done) + len(self._tail)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Each record as a fresh dict (older ones rebuilt one at a time)."""
+        for keys, values in self._done:
+            yield dict(zip(keys, values, strict=True))
+        yield from self._tail
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if i < 0:
+            i += len(self)
+        if i >= len(self._done):
+            return self._tail[i - len(self._done)]
+        keys, values = self._done[i]
+        return dict(zip(keys, values, strict=True))
+
+
 class Builder:
     """Collects records (metric rows), events and run metadata while a source is read."""
 
     def __init__(self, source: str):
         self.source = source
-        self.records: list[dict[str, Any]] = []
+        self.records = Records()
         self._events: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.events_dropped = 0
         self.meta: dict[str, Any] = {}

@@ -105,6 +105,8 @@ class DeepSpeedParser(LineParser):
         self.last_opt: dict[str, Any] | None = None
 
     def feed(self, line: Line, out: Builder) -> None:
+        if out.is_claimed(line):  # a metric record of another parser
+            return
         text = line.text
         if "skipped=" in text:
             self._step(line, out)
@@ -186,7 +188,7 @@ class DeepSpeedParser(LineParser):
             values["loss_scale"] = self.scale
         rec = out.record("optimizer", values, Line(line.no, line.text, rank), step=int(m.group(1)))
         self.last_opt = rec
-        out.follow(self, 2)
+        out.follow(self, 1)  # the throughput timer line comes right after
 
     def _timer(self, line: Line) -> None:
         m = _TIMER.search(line.text)

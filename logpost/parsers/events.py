@@ -167,6 +167,8 @@ class EventParser(LineParser):
         self.pending: dict[str, Any] | None = None  # a CUDA OOM message cut by a hard wrap
 
     def feed(self, line: Line, out: Builder) -> None:
+        if not self.open and self.pending is None and out.is_claimed(line):
+            return
         if self.pending is not None and self._continue(line, out):
             return
         text = line.text

@@ -93,20 +93,27 @@ def lift_rank(text: str) -> tuple[str, int | None]:
     ``(job, pid=12) ``) and return the text with the rank they named (or Axolotl's ``[RANK:n]``)."""
     rank: int | None = None
     for _ in range(4):
-        m = _RANK_PREFIX.match(text)
-        if m:
-            rank = int(m.group(1))
-            text = text[m.end():]
-            continue
-        m = _WRAPPER_PREFIX.match(text) or _HOST_PREFIX.match(text)
+        c = text[:1]
+        m = None
+        if c == "[":
+            m = _RANK_PREFIX.match(text)
+            if m:
+                rank = int(m.group(1))
+                text = text[m.end():]
+                continue
+        elif c == "(":
+            m = _WRAPPER_PREFIX.match(text)
+        elif c.isalpha():
+            m = _HOST_PREFIX.match(text)
         if m and not m.group(0).rstrip(": ").endswith(("Error", "Exception", "Warning")):
             text = text[m.end():]
             continue
-        m = _SRUN_PREFIX.match(text)
-        if m:
-            rank = int(m.group(1))
-            text = text[m.end():]
-            continue
+        if c == " " or c.isdigit():
+            m = _SRUN_PREFIX.match(text)
+            if m:
+                rank = int(m.group(1))
+                text = text[m.end():]
+                continue
         break
     if rank is None and "[RANK:" in text:
         m = _AXOLOTL_RANK.search(text)

@@ -76,6 +76,8 @@ class TorchDistParser(LineParser):
         self.table: dict[str, Any] | None = None
 
     def feed(self, line: Line, out: Builder) -> None:
+        if out.is_claimed(line):  # a metric record of another parser
+            return
         text = line.text
         if self.table is not None and self._table_line(line, out):
             return
