@@ -18,7 +18,7 @@ import pandas as pd
 from logpost.frame import assign_steps, build_frame, frame_from_columns
 from logpost.model import InputError, Line, RunLog
 from logpost.parsers.axolotl import AxolotlParser
-from logpost.parsers.base import Builder, LineParser, Records
+from logpost.parsers.base import Builder, LineParser
 from logpost.parsers.deepspeed import DeepSpeedParser
 from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
@@ -160,7 +160,7 @@ def finish(out: Builder, lines: int | None) -> RunLog:
     del light
     texts: list[str] = []
     skip = ("_text", "table", "_progress", "step", "step_source")
-    for i, r in enumerate(out.records):
+    for i, r in enumerate(out.records.drain()):
         texts.append(r.get("_text", ""))
         for key, value in r.items():
             if key in skip:
@@ -169,7 +169,6 @@ def finish(out: Builder, lines: int | None) -> RunLog:
             if col is None:
                 col = columns[key] = [None] * n
             col[i] = value
-    out.records = Records()
     frame = frame_from_columns(columns, n)
     del columns
     frame["source"] = pd.Series([out.source] * len(frame), dtype="string")
