@@ -101,15 +101,22 @@ def frame_from_columns(columns: Mapping[str, list[Any]], n: int) -> pd.DataFrame
     """Make the frame from column lists of length ``n`` (missing columns are all-null)."""
     out = {}
     for col in COLUMNS:
-        out[col.name] = _cast(pd.Series(columns.get(col.name, [None] * n), dtype="object"), col.dtype)
+        out[col.name] = _cast(_series(columns.get(col.name, [None] * n)), col.dtype)
     for name in sorted(c for c in columns if c not in DECLARED):
-        series = pd.Series(columns[name], dtype="object")
+        series = _series(columns[name])
         numeric = pd.to_numeric(series, errors="coerce")
         if numeric.notna().sum() == series.notna().sum():
             out[name] = numeric.astype("float64")
         else:
             out[name] = series.astype("string")
     return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+
+def _series(values: Any) -> pd.Series:
+    """A column as a Series: float arrays stay float64 (NaN = not logged), the rest object."""
+    if getattr(values, "dtype", None) is not None and values.dtype.kind == "f":
+        return pd.Series(values, dtype="float64")
+    return pd.Series(values, dtype="object")
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:

@@ -195,3 +195,43 @@ def test_trainer_state_cut_short(tmp_path):
     n = len(run.train_rows())
     assert 0 < n < len(whole.train_rows()) and run.meta["truncated"] is True
     assert list(run.train_rows().step) == list(whole.train_rows().step[:n])
+
+
+@pytest.mark.parametrize("rel", ["generated/axolotl_dev_model_role.log", "generated/hf_eval_overfit.log",
+                                 "full/hykun1989__360-LLaMA-Factory-grpo__trainer_log.jsonl",
+                                 "deepspeed/hang-at-eval-no-nccl-timeout-bloom176b-chronicles.log",
+                                 "hf/tinyllama-153-fp16-train-metrics-eval-nan.log"])
+def test_packed_records_give_the_same_frame(monkeypatch, rel):
+    """Records packed into typed columns (as in a large log) rebuild exactly the frame of plain dicts."""
+    import pandas as pd
+
+    from logpost.parsers.base import Records
+
+    plain = parse(fixture(rel))
+    monkeypatch.setattr(Records, "BATCH", 3)
+    monkeypatch.setattr(Records, "TAIL", 1)
+    packed = parse(fixture(rel))
+    pd.testing.assert_frame_equal(plain.frame, packed.frame)
+    assert plain.frame.attrs["texts"] == packed.frame.attrs["texts"]
+
+
+def test_packed_mixed_types(tmp_path, monkeypatch):
+    from logpost.parsers.base import Records
+
+    lines = []
+    for i in range(40):
+        if i % 3 == 0:
+            lines.append(f'{{"step": {i}, "loss": {i}, "lr": 0, "note": "x{i}"}}')  # ints and a string
+        elif i % 3 == 1:
+            lines.append(f"{{'loss': nan, 'grad_norm': {i}.5, 'learning_rate': 1e-05, 'epoch': 0.{i}}}")
+        else:
+            lines.append(f"[INFO] [logging.py:96:log_dist] [Rank 0] step={i}, skipped=1, lr=[0.1], mom=[0.9]")
+    text = ("\n".join(lines) + "\n").encode()
+    plain = parse(write(tmp_path, text))
+    monkeypatch.setattr(Records, "BATCH", 4)
+    monkeypatch.setattr(Records, "TAIL", 2)
+    packed = parse(write(tmp_path, text, "p.log"))
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(plain.frame.drop(columns="source"), packed.frame.drop(columns="source"))
+    assert packed.frame.note.dropna().iloc[0] == "x0" and packed.frame.loss.isna().sum() > 0

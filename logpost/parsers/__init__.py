@@ -18,7 +18,7 @@ import pandas as pd
 from logpost.frame import assign_steps, build_frame, frame_from_columns
 from logpost.model import InputError, Line, RunLog
 from logpost.parsers.axolotl import AxolotlParser
-from logpost.parsers.base import Builder, LineParser
+from logpost.parsers.base import Builder, LineParser, Records
 from logpost.parsers.deepspeed import DeepSpeedParser
 from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
@@ -149,26 +149,19 @@ def finish(out: Builder, lines: int | None) -> RunLog:
     total = header.get("total_steps") or out.meta.get("max_steps")
     # Steps are derived on light copies (kind, step, epoch, progress); the frame is then built column by
     # column from the compact records, so the peak stays near the size of the records themselves.
-    light = []
-    for r in out.records:
-        lr = {k: r[k] for k in ("kind", "step", "epoch", "_progress") if k in r}
-        light.append(lr)
+    light = list(out.records.light(("kind", "step", "epoch", "_progress")))
     method = assign_steps(light, header.get("steps_per_epoch"), int(total) if total else None, completed)
     n = len(light)
-    columns: dict[str, list[Any]] = {"step": [r.get("step") for r in light],
-                                     "step_source": [r.get("step_source") for r in light]}
+    step = [r.get("step") for r in light]
+    step_source = [r.get("step_source") for r in light]
     del light
-    texts: list[str] = []
-    skip = ("_text", "table", "_progress", "step", "step_source")
-    for i, r in enumerate(out.records.drain()):
-        texts.append(r.get("_text", ""))
-        for key, value in r.items():
-            if key in skip:
-                continue
-            col = columns.get(key)
-            if col is None:
-                col = columns[key] = [None] * n
-            col[i] = value
+    columns = out.records.columns(skip=("table", "_progress", "step", "step_source"))
+    out.records = Records()
+    texts_col = columns.pop("_text", None)
+    texts: list[str] = [t if isinstance(t, str) else "" for t in texts_col] if texts_col is not None else [""] * n
+    del texts_col
+    columns["step"] = step
+    columns["step_source"] = step_source
     frame = frame_from_columns(columns, n)
     del columns
     frame["source"] = pd.Series([out.source] * len(frame), dtype="string")

@@ -119,6 +119,52 @@ class Records:
             yield from self._unpack(batch)
         yield from self._tail
 
+    def light(self, keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        """Each record reduced to ``keys`` (those it has), without rebuilding it whole."""
+        for gidx, gpos, packed in self._batches:
+            for g, p in zip(gidx, gpos, strict=True):
+                gkeys, cols = packed[g]
+                yield {k: cols[k][p] for k in keys if k in cols}
+        for rec in self._tail:
+            yield {k: rec[k] for k in keys if k in rec}
+
+    def columns(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Every key as a whole column: a float64 numpy array (NaN = not logged) when every value is a
+        number, else an object array (None = not logged); built from the packed columns directly."""
+        import numpy as np
+
+        n = self._n
+        kinds: dict[str, bool] = {}  # key -> all numeric so far
+        for _, _, packed in self._batches:
+            for _, cols in packed:
+                for k, c in cols.items():
+                    kinds[k] = kinds.get(k, True) and isinstance(c, array)
+        for rec in self._tail:
+            for k, v in rec.items():
+                kinds[k] = kinds.get(k, True) and type(v) in (float, int)
+        out: dict[str, Any] = {}
+        for k, numeric in kinds.items():
+            if k not in skip:
+                out[k] = np.full(n, np.nan) if numeric else np.full(n, None, dtype=object)
+        row = 0
+        for gidx, gpos, packed in self._batches:
+            g_arr = np.frombuffer(gidx, dtype=np.uint16) if len(gidx) else np.zeros(0, np.uint16)
+            for g, (_, cols) in enumerate(packed):
+                rows = row + np.flatnonzero(g_arr == g)
+                for k, c in cols.items():
+                    if k in out:
+                        dest = out[k]
+                        if isinstance(c, array) and dest.dtype != object:
+                            dest[rows] = np.frombuffer(c, dtype=np.float64 if c.typecode == "d" else np.int64)
+                        else:
+                            dest[rows] = list(c)
+            row += len(gidx)
+        for i, rec in enumerate(self._tail, start=row):
+            for k, v in rec.items():
+                if k in out:
+                    out[k][i] = v
+        return out
+
     def drain(self) -> Iterator[dict[str, Any]]:
         """Like iterating, but each batch is released once handed out (the store ends empty)."""
         batches, self._batches = self._batches, []
