@@ -109,7 +109,7 @@ def frame_from_columns(columns: Mapping[str, list[Any]], n: int) -> pd.DataFrame
             out[name] = numeric.astype("float64")
         else:
             out[name] = series.astype("string")
-    return pd.DataFrame(out, index=pd.RangeIndex(n))
+    return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)
 
 
 def _series(values: Any) -> pd.Series:
