@@ -11,6 +11,7 @@ import io
 import os
 import sys
 import zlib
+from itertools import accumulate
 from typing import Any
 
 import pandas as pd
@@ -131,13 +132,12 @@ def _scan(stream: Any, out: Builder) -> int:
 def _unbarred(raw: bytes) -> list[tuple[int, bytes]]:
     """The ``\\r`` parts of a line that are not bare tqdm redraws, with their offsets (parsers find the
     bar before a record with look_back)."""
-    out = []
-    off = 0
-    for part in raw.split(b"\r"):
-        if part.strip() and not (part.rstrip().endswith(b"]") and b"%|" in part):
-            out.append((off, part))
-        off += len(part) + 1
-    return out
+    parts = raw.split(b"\r")
+    keep = [i for i, p in enumerate(parts) if not (b"%|" in p and p.rstrip().endswith(b"]")) and p.strip()]
+    if not keep:
+        return []
+    offsets = list(accumulate((len(p) + 1 for p in parts), initial=0))
+    return [(offsets[i], parts[i]) for i in keep]
 
 
 def finish(out: Builder, lines: int | None) -> RunLog:

@@ -123,7 +123,7 @@ class Records:
         """Each record reduced to ``keys`` (those it has), without rebuilding it whole."""
         for gidx, gpos, packed in self._batches:
             for g, p in zip(gidx, gpos, strict=True):
-                gkeys, cols = packed[g]
+                cols = packed[g][1]
                 yield {k: cols[k][p] for k in keys if k in cols}
         for rec in self._tail:
             yield {k: rec[k] for k in keys if k in rec}
@@ -147,7 +147,7 @@ class Records:
             if k not in skip:
                 out[k] = np.full(n, np.nan) if numeric else np.full(n, None, dtype=object)
         row = 0
-        for gidx, gpos, packed in self._batches:
+        for gidx, _gpos, packed in self._batches:
             g_arr = np.frombuffer(gidx, dtype=np.uint16) if len(gidx) else np.zeros(0, np.uint16)
             for g, (_, cols) in enumerate(packed):
                 rows = row + np.flatnonzero(g_arr == g)

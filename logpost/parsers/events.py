@@ -71,9 +71,10 @@ _ERROR_LEVEL = re.compile(
     r"^(?:[\w.]+\.)?\w*(?:Error|Exception):")
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
-# Cheap test before the level regexes: a line at ERROR/WARNING level holds one of these.
-_LEVEL_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", "exits with", "exitcode", "NCCL", "CUDA",
-               "out of memory", "WARN", "Warning", "[E", "[W", "oom-kill", "Out of memory", "CANCELLED")
+# Cheap tests before the level regexes: a line at ERROR (WARNING) level holds one of these.
+_ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", "exits with", "exitcode", "NCCL", "CUDA",
+               "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED")
+_WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 
 # ---------------------------------------------------------------------------------- families
@@ -238,19 +239,22 @@ class EventParser(LineParser):
     # ------------------------------------------------------------------------------ level lines
     def _level(self, line: Line, out: Builder) -> None:
         text = line.text
-        if not any(k in text for k in _LEVEL_KEYS) and text.lstrip()[:1] not in ("E", "W"):
+        glog = text.lstrip()[:1]
+        maybe_error = glog == "E" or any(k in text for k in _ERROR_KEYS)
+        maybe_warn = glog == "W" or any(k in text for k in _WARN_KEYS)
+        if not (maybe_error or maybe_warn):
             return
-        fam = classify(text)
+        fam = classify(text) if maybe_error else None
         if "CANCELLED" in text and "***" in text:
             m = _SLURM.search(text)
             if m:
                 out.event("error", line, tag="slurm_cancelled", reason=(m.group(1) or "").strip() or None)
                 return
-        if _ERROR_LEVEL.search(text):
+        if maybe_error and _ERROR_LEVEL.search(text):
             self._emit("error", line, fam or {}, out)
         elif fam is not None:
             self._emit(_kind_for(fam.get("tag"), "error"), line, fam, out)
-        elif _WARN_LEVEL.search(text):
+        elif maybe_warn and _WARN_LEVEL.search(text):
             if "NCCL WARN" in text:
                 out.event("warning", line, tag="nccl_warn")
             else:

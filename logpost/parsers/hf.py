@@ -29,6 +29,9 @@ METRIC_KEYS = frozenset({"loss", "eval_loss", "train_runtime", "learning_rate", 
 
 # tqdm: "  45%|████▌     | 18/40 [00:03<00:05,  4.21it/s]"
 _BAR = re.compile(r"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
+_BAR_B = re.compile(rb"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
+# first bytes of a launcher prefix ("[rank1]:", "(job, pid=1)", "3: ", "host: "); a bar starts otherwise
+_PREFIX_START = tuple(bytes([c]) for c in b"[(0123456789 abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _BAR_DESC = re.compile(r"([^\s|%][^|%]*?):?\s*\d{1,3}%\|")
 
 _HEADER = re.compile(
@@ -144,17 +147,20 @@ class HFParser(LineParser):
                 out.set_meta("model", m.group(1), line)
 
     def _progress(self, line: Line, out: Builder) -> int | None:
-        """The step of the last training bar before this record (same rank), found by look_back."""
+        """The step of the last training bar before this record (same rank), found by look_back on
+        the raw bytes (a bar is decoded only when it carries a launcher prefix)."""
         total = out.meta.get("header", {}).get("total_steps")
         for raw in out.look_back("%|", 12):
             for part in reversed(raw.split(b"\r")):
                 if b"%|" not in part:
                     continue
-                text, rank = lift_rank(clean(decode(part[:MAX_TEXT])))
-                if rank != line.rank and rank is not None and line.rank is not None:
-                    continue
-                for m in reversed(list(_BAR.finditer(text))):
-                    desc = text[: m.start(1)].strip(" |:")
+                if line.rank is not None and part[:1] in _PREFIX_START:
+                    rank = lift_rank(clean(decode(part[:200])))[1]
+                    if rank is not None and rank != line.rank:
+                        continue
+                for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
+                    desc = clean(decode(part[: m.start(1)])).strip(" |:")
+                    desc = lift_rank(desc)[0].strip(" |:") if desc else desc
                     # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
                     if desc and not desc.endswith("]"):
                         continue

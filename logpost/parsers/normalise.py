@@ -82,8 +82,9 @@ def clean(text: str) -> str:
     """Strip ANSI escapes and control characters (keeping tabs), and bare colour residues."""
     if _CTRL.search(text):
         text = _ANSI.sub("", text)
-    if "m" in text and "[" in text:
+    if text.rstrip().endswith("m") and "[" in text[-16:]:
         text = _BARE_SGR_END.sub("", text)
+    if text[:1] == "[" and text[1:2] in "0123456789;m" and text[1:2]:
         text = _BARE_SGR_START.sub("", text)
     return text
 
