@@ -200,7 +200,7 @@ def _newlines(block: bytes) -> Callable[[bytes, int, int], int]:
 
     def count(_: bytes, start: int, end: int) -> int:
         nonlocal arr
-        if end - start < 65536:
+        if end - start < 8192:
             return small(b"\n", start, end)
         if arr is None:
             arr = np.frombuffer(block, dtype=np.uint8)
