@@ -133,7 +133,8 @@ def _unbarred(raw: bytes) -> list[tuple[int, bytes]]:
     """The ``\\r`` parts of a line that are not bare tqdm redraws, with their offsets (parsers find the
     bar before a record with look_back)."""
     parts = raw.split(b"\r")
-    keep = [i for i, p in enumerate(parts) if not (b"%|" in p and p.rstrip().endswith(b"]")) and p.strip()]
+    keep = [i for i, p in enumerate(parts)
+            if not ((p.endswith(b"]") or p.rstrip().endswith(b"]")) and b"%|" in p) and p.strip()]
     if not keep:
         return []
     offsets = list(accumulate((len(p) + 1 for p in parts), initial=0))

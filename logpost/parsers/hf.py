@@ -150,23 +150,25 @@ class HFParser(LineParser):
         """The step of the last training bar before this record (same rank), found by look_back on
         the raw bytes (a bar is decoded only when it carries a launcher prefix)."""
         total = out.meta.get("header", {}).get("total_steps")
-        for raw in out.look_back("%|", 12):
-            for part in reversed(raw.split(b"\r")):
-                if b"%|" not in part:
+        for raw in out.look_back("%|", 4):  # the training bar is printed just before its dict
+            # only the last redraw on each line: the earlier ones are older states of the same bar
+            i = raw.rfind(b"%|")
+            part = raw[raw.rfind(b"\r", 0, i) + 1:]
+            end = part.find(b"\r")
+            part = part[:end] if end != -1 else part
+            if line.rank is not None and part[:1] in _PREFIX_START:
+                rank = lift_rank(clean(decode(part[:200])))[1]
+                if rank is not None and rank != line.rank:
                     continue
-                if line.rank is not None and part[:1] in _PREFIX_START:
-                    rank = lift_rank(clean(decode(part[:200])))[1]
-                    if rank is not None and rank != line.rank:
-                        continue
-                for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
-                    desc = clean(decode(part[: m.start(1)])).strip(" |:")
-                    desc = lift_rank(desc)[0].strip(" |:") if desc else desc
-                    # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
-                    if desc and not desc.endswith("]"):
-                        continue
-                    if total and int(m.group(3)) != total:
-                        continue
-                    return int(m.group(2))
+            for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
+                desc = clean(decode(part[: m.start(1)])).strip(" |:")
+                desc = lift_rank(desc)[0].strip(" |:") if desc else desc
+                # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
+                if desc and not desc.endswith("]"):
+                    continue
+                if total and int(m.group(3)) != total:
+                    continue
+                return int(m.group(2))
         return None
 
     def _dicts(self, line: Line, out: Builder) -> None:
