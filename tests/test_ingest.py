@@ -260,11 +260,13 @@ def test_nccl_system_error_and_ib():
 
 def test_srun_exit_and_slurm_cancel(tmp_path):
     run = run_of(tmp_path, "srun: error: gpu-st-p4d-24xlarge-5: task 3: Exited with exit code 1\n"
+                           "srun: error: gpu2: task 4: Exited with exit code 137\n"
                            "slurmstepd: error: *** STEP 1234.0 ON gpu1 CANCELLED AT 2023-05-01T10:00:00 DUE TO TIME "
                            "LIMIT ***\nsrun: error: node7: tasks 0-7: Killed\n")
     exits = tagged(run, "exit")
-    assert [(e.data["code"], e.data["launcher"], e.data["tasks"]) for e in exits] == [(1, "srun", "3"),
-                                                                                      (-9, "srun", "0-7")]
+    assert [(e.data["code"], e.data["signal"], e.data["tasks"]) for e in exits] == [
+        (1, None, "3"), (137, "SIGKILL", "4"), (-9, "SIGKILL", "0-7")]
+    assert {e.data["launcher"] for e in exits} == {"srun"}
     (c,) = tagged(run, "slurm_cancelled")
     assert c.data["reason"] == "TIME LIMIT" and c.kind == "error"
 

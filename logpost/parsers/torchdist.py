@@ -127,7 +127,9 @@ class TorchDistParser(LineParser):
                 code = int(m.group(4)) if m.group(4) else (-9 if m.group(3) == "Killed" else
                                                            -15 if m.group(3) == "Terminated" else
                                                            -6 if m.group(3) == "Aborted" else -11)
-                out.event("error", line, tag="exit", code=code, signal=signal_name(code), local_rank=None,
+                # a shell's / srun's 128 + signal (137 = SIGKILL) names the signal too
+                sig = signal_name(code) or (signal_name(128 - code) if 128 < code < 160 else None)
+                out.event("error", line, tag="exit", code=code, signal=sig, local_rank=None,
                           pid=None, launcher="srun", host=m.group(1), tasks=m.group(2).strip())
 
     # ------------------------------------------------------------------------------ NCCL
