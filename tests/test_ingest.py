@@ -433,3 +433,12 @@ def test_watchdog_abort_line(tmp_path):
                            "before timing out.\n")
     assert [e.data["tag"] for e in run.events] == ["nccl_watchdog", "nccl_timeout"]
     assert run.events[1].rank == 3 and run.events[1].data["op"] == "BROADCAST"
+
+
+def test_label_masking_diagnostics():
+    axo = parse(fixture("axolotl/axo-2089-chat-template-turn-indices-minus1-all-masked.log"))
+    (ev,) = [e for e in axo.events if e.data.get("tag") == "masked_labels"]
+    assert ev.kind == "warning" and ev.count > 1 and "Turn indices: start=-1, end=-1" in ev.text
+    trl = parse(fixture("hf/fms-hf-tuning-18-completion-collator-loss0.log"))
+    ev = [e for e in trl.events if e.data.get("tag") == "masked_labels"]
+    assert ev and all("ignored in loss calculation" in e.text for e in ev)

@@ -43,6 +43,12 @@ tag                 kind                       data keys
 ``killed``          error                      pid (int|None): a plain ``Killed`` line, a shell's
                                                ``1234 Killed  python ...``, kernel oom-killer text
 ``slurm_cancelled`` error                      reason (e.g. ``TIME LIMIT``)
+``masked_labels``   warning                    (none): a sample or turn left without supervised
+                                               tokens: TRL's completion collator (``Could not find
+                                               response key``, ``This instance will be ignored in
+                                               loss calculation``, also the bare message tail),
+                                               Axolotl's ``Turn indices: start=-1, end=-1`` trace and
+                                               ``Could not find content start/end boundary``
 ==================  =========================  ===================================================
 
 Tracebacks are one event of kind ``traceback`` whose text is the final exception line and whose
@@ -96,6 +102,13 @@ _NCCL_KINDS = (
 )
 _SUBPROC = re.compile(r"returned non-zero exit status (-?\d+)|died with <Signals\.(SIG\w+): (\d+)>")
 _SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
+
+
+# Label-masking diagnostics: printed while the data is prepared, or by the collator from the first
+# batches on, so they are looked for in the first 32 MiB, and everywhere once seen there.
+MASKING = ("This instance will be ignored in loss calculation", "Could not find response key",
+           "Could not find instruction key", "Turn indices: start=-1, end=-1", "Could not find content start boundary",
+           "Could not find content end boundary")
 
 
 def size_bytes(num: str, unit: str) -> int | None:
@@ -162,6 +175,8 @@ class EventParser(LineParser):
                *(f"[{c}{d}" for c in "EW" for d in range(2, 10)))
     anchored = {"out of memory": "E",  # "RuntimeError: CUDA out of memory", "torch.cuda.OutOfMemoryError"
                 "CANCELLED": "*"}  # slurmstepd: error: *** STEP 1 ON n1 CANCELLED AT ... ***
+    head_markers = MASKING
+    promote = MASKING
 
     def __init__(self) -> None:
         self.open: dict[int | None, dict[str, Any]] = {}
@@ -239,6 +254,10 @@ class EventParser(LineParser):
     # ------------------------------------------------------------------------------ level lines
     def _level(self, line: Line, out: Builder) -> None:
         text = line.text
+        if ("ould not find" in text or "Turn indices" in text or "ignored in loss" in text) and \
+                any(m in text for m in MASKING):
+            out.event("warning", line, tag="masked_labels")
+            return
         glog = text.lstrip()[:1]
         maybe_error = glog == "E" or any(k in text for k in _ERROR_KEYS)
         maybe_warn = glog == "W" or any(k in text for k in _WARN_KEYS)
