@@ -43,6 +43,8 @@ tag                 kind                       data keys
 ``killed``          error                      pid (int|None): a plain ``Killed`` line, a shell's
                                                ``1234 Killed  python ...``, kernel oom-killer text
 ``slurm_cancelled`` error                      reason (e.g. ``TIME LIMIT``)
+``progress``        info                       step, total, sec_per_step (float|None): the training
+                                               bar as it stood at the end (the last tqdm redraw)
 ``masked_labels``   warning                    (none): a sample or turn left without supervised
                                                tokens: TRL's completion collator (``Could not find
                                                response key``, ``This instance will be ignored in

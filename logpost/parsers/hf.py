@@ -29,6 +29,8 @@ METRIC_KEYS = frozenset({"loss", "eval_loss", "train_runtime", "learning_rate", 
 
 # tqdm: "  45%|████▌     | 18/40 [00:03<00:05,  4.21it/s]"
 _BAR = re.compile(r"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
+_BAR_TEXT = re.compile(r"(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[[^\]]*\]")
+_RATE = re.compile(r"([\d.]+)\s*(s/it|it/s)")
 _BAR_B = re.compile(rb"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
 # first bytes of a launcher prefix ("[rank1]:", "(job, pid=1)", "3: ", "host: "); a bar starts otherwise
 _PREFIX_START = tuple(bytes([c]) for c in b"[(0123456789 abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -209,3 +211,26 @@ class HFParser(LineParser):
     def finish(self, out: Builder) -> None:
         if self.table is not None:
             self._close_table(out)
+        self._last_progress(out)
+
+    def _last_progress(self, out: Builder) -> None:
+        """Where the training bar stood at the end, as an info event (tag ``progress``): step, total,
+        and the rate tqdm showed (``572.77s/it`` or ``4.21it/s``, as seconds per step)."""
+        last = getattr(out.scanner, "last_line", {}).get(b"%|")
+        if not last:
+            return
+        no, raw = last
+        part = raw[raw.rfind(b"\r", 0, raw.rfind(b"%|")) + 1:].split(b"\r")[0]
+        text, rank = lift_rank(clean(decode(part)))
+        m = _BAR_TEXT.search(text)
+        if not m:
+            return
+        desc = text[: m.start()].strip(" |:")
+        total = out.meta.get("header", {}).get("total_steps")
+        if (desc and not desc.endswith("]")) or (total and int(m.group(3)) != total):
+            return
+        r = _RATE.search(m.group(0))
+        rate, unit = (float(r.group(1)), r.group(2)) if r and r.group(1).count(".") <= 1 else (None, None)
+        sec = None if rate is None else rate if unit == "s/it" else (1 / rate if rate else None)
+        out.event("info", Line(no, m.group(0).strip(), rank), tag="progress", step=int(m.group(2)),
+                  total=int(m.group(3)), sec_per_step=sec)

@@ -291,6 +291,7 @@ class Scanner:
         self._anchored = anchored
         self.counts: dict[bytes, int] = dict.fromkeys(counters, 0)  # occurrences in the first HEAD bytes
         self._prev: dict[bytes, list[bytes]] = {m: [] for m in remember}  # last lines holding m, earlier blocks
+        self.last_line: dict[bytes, tuple[int, bytes]] = {}  # the source's last line holding m: (number, raw)
         self._cur = b""
         self.pos = 0  # offset in the current block of the line being handed out
 
@@ -328,6 +329,11 @@ class Scanner:
             self._remember_tail(block)
             for m in self.remember:
                 self._prev[m] = self._last_lines(block, m, len(block), 8) + self._prev[m][:8]
+                i = block.rfind(m)
+                if i != -1:  # the last line holding m, with its number (base is the next block's first line)
+                    s = block.rfind(b"\n", 0, i) + 1
+                    e = block.find(b"\n", i)
+                    self.last_line[m] = (base - block.count(b"\n", s), block[s: e if e != -1 else len(block)][:MAX_TEXT])
         self._cur = b""
         # newlines counted, plus a last line that has none
         self.lines = base - 1 + (0 if self._ended_with_newline else 1)
