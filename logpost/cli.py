@@ -309,6 +309,31 @@ def _scan_progress() -> Iterator[Callable[..., None] | None]:
     finally:
         if "bar" in state:
             state["bar"].__exit__(None, None, None)
+@main.command("frame")
+@click.argument("log", metavar="LOG")
+@click.option("-o", "--output", default=None, metavar="FILE",
+              help="metrics.csv | metrics.parquet | metrics.json (written atomically) [default: CSV on stdout].")
+@handle_errors
+def frame_cmd(log: str, output: str | None) -> None:
+    """Write the metrics frame of a log (file, '-', .gz or run directory) with the declared dtypes.
+
+    \b
+    Example:
+      logpost frame train.log -o metrics.parquet
+      logpost frame output_dir/ -o metrics.csv
+      logpost frame train.log | head
+    """
+    from logpost.frame import frame_bytes
+    from logpost.parsers import parse
+
+    fmt = os.path.splitext(output)[1].lower() if output and output != "-" else ".csv"
+    data = frame_bytes(parse(log).frame, fmt)
+    if output and output != "-":
+        from logpost.outputs import write_atomic
+
+        write_atomic(output, data)
+    else:
+        click.echo(data.decode("utf-8"), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,7 +27,8 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("step", "Int64", "optimizer step", "global step of the record; how it was derived is in step_source"),
     Column("step_source", "string", "", "logged | epoch | progress | interval | ordinal | previous"),
-    Column("kind", "string", "", "train | eval | summary"),
+    Column("kind", "string", "", "train | eval | summary | optimizer (DeepSpeed step=N, skipped=M lines: not "
+           "training losses)"),
     Column("epoch", "float64", "epoch", "fractional epoch as logged"),
     Column("loss", "float64", "", "training loss (HF: mean since the previous log)"),
     Column("grad_norm", "float64", "", "total gradient norm before clipping"),
@@ -35,8 +36,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("eval_loss", "float64", "", "evaluation loss"),
     Column("tokens_trainable", "float64", "tokens", "Axolotl tokens/trainable: running count of labels != -100"),
     Column("tokens_total", "float64", "tokens", "Axolotl tokens/total"),
-    Column("loss_scale", "float64", "", "fp16 dynamic loss scale"),
+    Column("loss_scale", "float64", "", "fp16 dynamic loss scale where the log shows it (Megatron's loss scale; on "
+           "DeepSpeed optimizer rows the next_scale of the last OVERFLOW line before it)"),
     Column("skipped_steps", "float64", "steps", "cumulative optimizer steps skipped (DeepSpeed)"),
+    Column("samples_per_second", "float64", "samples/s", "throughput (DeepSpeed throughput timer, Megatron)"),
     Column("train_runtime", "float64", "s", "summary: wall time of train()"),
     Column("train_loss", "float64", "", "summary: mean loss over the whole run"),
     Column("nonfinite", "string", "", "keys logged as nan/inf in this record, comma-separated (NaN in a "
@@ -79,22 +82,41 @@ def to_number(value: Any) -> float | str | None:
 
 def build_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Make the frame from records (dicts of column -> value) with the declared dtypes."""
-    rows = list(records)
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
-    for col in COLUMNS:
-        if col.name not in frame.columns:
-            frame[col.name] = pd.Series([None] * len(frame), dtype="object")
-    extras = sorted(c for c in frame.columns if c not in DECLARED)
+    columns: dict[str, list[Any]] = {}
+    n = 0
+    for i, rec in enumerate(records):
+        for key, value in rec.items():
+            col = columns.get(key)
+            if col is None:
+                col = columns[key] = [None] * i
+            col.append(value)
+        n = i + 1
+        for col in columns.values():
+            if len(col) < n:
+                col.append(None)
+    return frame_from_columns(columns, n)
+
+
+def frame_from_columns(columns: Mapping[str, list[Any]], n: int) -> pd.DataFrame:
+    """Make the frame from column lists of length ``n`` (missing columns are all-null)."""
     out = {}
     for col in COLUMNS:
-        out[col.name] = _cast(frame[col.name], col.dtype)
-    for name in extras:
-        numeric = pd.to_numeric(frame[name], errors="coerce")
-        if numeric.notna().sum() == frame[name].notna().sum():
+        out[col.name] = _cast(_series(columns.get(col.name, [None] * n)), col.dtype)
+    for name in sorted(c for c in columns if c not in DECLARED):
+        series = _series(columns[name])
+        numeric = pd.to_numeric(series, errors="coerce")
+        if numeric.notna().sum() == series.notna().sum():
             out[name] = numeric.astype("float64")
         else:
-            out[name] = frame[name].astype("string")
-    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+            out[name] = series.astype("string")
+    return pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)
+
+
+def _series(values: Any) -> pd.Series:
+    """A column as a Series: float arrays stay float64 (NaN = not logged), the rest object."""
+    if getattr(values, "dtype", None) is not None and values.dtype.kind == "f":
+        return pd.Series(values, dtype="float64")
+    return pd.Series(values, dtype="object")
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:
@@ -109,6 +131,37 @@ def logged_nonfinite(frame: pd.DataFrame, column: str) -> pd.Series:
     """True where ``column`` was logged as nan/inf (as opposed to not logged at all)."""
     flags = frame["nonfinite"].fillna("")
     return flags.str.split(",").apply(lambda keys: column in keys).astype(bool)
+
+
+FRAME_FORMATS = (".csv", ".parquet", ".json")
+
+
+def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
+    """The frame as CSV, Parquet (through pyarrow; keeps the declared dtypes) or JSON (pandas' "table"
+    orient: a schema with every column's type, then the rows).
+
+    Raises:
+        InputError: unknown format, or Parquet without pyarrow installed.
+    """
+    from logpost.model import InputError
+
+    frame = frame.copy()
+    frame.attrs = {}
+    if fmt == ".csv":
+        return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    if fmt == ".json":
+        return frame.to_json(orient="table", index=False, double_precision=15).encode("utf-8")
+    if fmt == ".parquet":
+        import io
+
+        try:
+            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            raise InputError("Parquet output needs pyarrow (pip install 'logpost[parquet]')") from None
+        buf = io.BytesIO()
+        frame.to_parquet(buf, engine="pyarrow", index=False)
+        return buf.getvalue()
+    raise InputError(f"unknown frame format {fmt!r} (choose from {', '.join(FRAME_FORMATS)})")
 
 
 def schema_table() -> list[tuple[str, str, str, str]]:

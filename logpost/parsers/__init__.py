@@ -1,23 +1,34 @@
-"""From a source (path, ``-``, ``.gz``) to a :class:`~logpost.model.RunLog`.
+"""From a source (path, ``-``, ``.gz``, run directory) to a :class:`~logpost.model.RunLog`.
 
 A real log mixes Axolotl, HF, DeepSpeed, torchrun and tracebacks, so the line parsers form a stack
-that all see every line carrying one of their markers; none owns the file.
+that all see every candidate line; none owns the file. A run directory merges its console captures,
+``trainer_state.json``, ``trainer_log.jsonl`` and ``debug.log`` into one frame (see :func:`parse_dir`).
 """
 
 from __future__ import annotations
 
+import io
+import os
 import sys
+import zlib
+from itertools import accumulate
+from typing import Any
 
-from logpost.frame import assign_steps, build_frame
+import pandas as pd
+
+from logpost.frame import assign_steps, build_frame, frame_from_columns
 from logpost.model import InputError, Line, RunLog
 from logpost.parsers.axolotl import AxolotlParser
-from logpost.parsers.base import Builder, LineParser
+from logpost.parsers.base import Builder, LineParser, Records
+from logpost.parsers.deepspeed import DeepSpeedParser
 from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
 from logpost.parsers.jsonfiles import looks_like_state, parse_jsonl_line, parse_trainer_state
 from logpost.parsers.normalise import Scanner, buffered, open_source, read_text_head, split_line
+from logpost.parsers.torchdist import TorchDistParser
 
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
+MANY_PARTS = 64  # a line with more \r parts than this: search it for marked parts; fewer: drop the bare bars
 
 # Frameworks that wrap others win the name: Axolotl and LLaMA-Factory print HF Trainer dicts.
 _WRAPPERS = ("axolotl", "llamafactory")
@@ -27,71 +38,220 @@ class JsonlParser(LineParser):
     markers = ('{"',)
 
     def feed(self, line: Line, out: Builder) -> None:
-        parse_jsonl_line(line, out)
+        if line.text.lstrip().startswith('{"'):
+            parse_jsonl_line(line, out)
 
 
 def line_parsers() -> list[LineParser]:
-    return [HFParser(), AxolotlParser(), JsonlParser(), EventParser()]
+    """The stack, in feeding order: framework parsers first, the generic event parser last (it skips
+    lines a framework parser already made an event of)."""
+    return [HFParser(), AxolotlParser(), JsonlParser(), DeepSpeedParser(), TorchDistParser(), EventParser()]
 
 
 def parse(path: str) -> RunLog:
-    """Read one log source completely and return its RunLog.
+    """Read one log source (or a run directory) completely and return its RunLog.
 
     Raises:
         InputError: the source is missing, unreadable or not a log.
     """
+    if path != "-" and os.path.isdir(path):
+        return parse_dir(path)
+    return finish(read(path), None)
+
+
+def read(path: str) -> Builder:
+    """Parse one file (or ``-``) into a Builder, before steps are derived."""
     stream, name = open_source(path)
+    out = Builder(name)
     try:
         stream = buffered(stream)
-        out = Builder(name)
-        head = read_text_head(stream)
+        try:
+            head = read_text_head(stream)
+        except EOFError:
+            head = b""
         if looks_like_state(head):
             data = stream.read(MAX_JSON)
-            parse_trainer_state(data, out)
-            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            try:
+                parse_trainer_state(data, out)
+                out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            except InputError:
+                if name.endswith(".json"):
+                    raise
+                out = Builder(name)  # a log that merely starts like a trainer_state.json: read its lines
+                out.lines = _scan(io.BytesIO(data), out)
         else:
-            lines = _scan(stream, out)
-    except OSError as exc:
-        raise InputError(f"{name}: read error ({exc.strerror or exc})") from None
+            out.lines = _scan(stream, out)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise InputError(f"{name}: read error ({getattr(exc, 'strerror', None) or exc})") from None
+    except InputError as exc:
+        msg = str(exc)
+        raise InputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    return finish(out, lines)
+    return out
 
 
-def _scan(stream, out: Builder) -> int:  # type: ignore[no-untyped-def]
+def _scan(stream: Any, out: Builder) -> int:
     parsers = line_parsers()
-    table = [(p, p.markers) for p in parsers]
     markers = tuple(m.encode() for p in parsers for m in p.markers)
-    scanner = Scanner(stream, markers)
+    head = tuple(m.encode() for p in parsers for m in p.head_markers)
+    anchored = {m.encode(): a.encode() for p in parsers for m, a in p.anchored.items()}
+    remember = tuple(m.encode() for p in parsers for m in p.remember)
+    counters = tuple(m.encode() for p in parsers for m in p.counters)
+    promote = tuple(m.encode() for p in parsers for m in p.promote)
+    scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember, counters=counters,
+                      promote=promote)
     out.scanner = scanner
+    out.counts = {m.decode(): 0 for m in counters}
     for no, raw in scanner:
         out.tick()
-        for line in split_line(no, raw):
-            text = line.text
-            for parser, marks in table:
-                if out.following(parser) or any(m in text for m in marks):
+        start = scanner.pos
+        crs = raw.count(b"\r") if b"\r" in raw else 0
+        if crs <= 1 or scanner.follow:
+            pieces = [(0, raw)]
+        elif crs <= MANY_PARTS:
+            pieces = _unbarred(raw)
+        else:
+            pieces = scanner.marked_parts(raw)
+        for offset, piece in pieces:
+            for line in split_line(no, piece):
+                scanner.pos = start + offset
+                for parser in parsers:
                     parser.feed(line, out)
+    out.counts = {m.decode(): n for m, n in scanner.counts.items()}
     for parser in parsers:
         parser.finish(out)
     out.meta["last_line_text"] = scanner.last_text.decode("utf-8", "replace").strip()[-500:]
     out.meta["bytes"] = scanner.bytes
+    if scanner.truncated:
+        out.meta["truncated"] = True
     return scanner.lines
 
 
-def finish(out: Builder, lines: int) -> RunLog:
+def _unbarred(raw: bytes) -> list[tuple[int, bytes]]:
+    """The ``\\r`` parts of a line that are not bare tqdm redraws, with their offsets (parsers find the
+    bar before a record with look_back)."""
+    parts = raw.split(b"\r")
+    keep = [i for i, p in enumerate(parts)
+            if not ((p.endswith(b"]") or p.rstrip().endswith(b"]")) and b"%|" in p) and p.strip()]
+    if not keep:
+        return []
+    offsets = list(accumulate((len(p) + 1 for p in parts), initial=0))
+    return [(offsets[i], parts[i]) for i in keep]
+
+
+def finish(out: Builder, lines: int | None) -> RunLog:
     """Derive steps, build the frame and fix the framework order."""
+    if lines is None:
+        lines = out.lines
     header = out.meta.get("header", {})
     completed = bool(out.meta.get("completed"))
     total = header.get("total_steps") or out.meta.get("max_steps")
-    method = assign_steps(out.records, header.get("steps_per_epoch"), int(total) if total else None, completed)
-    texts = [r.pop("_text", "") for r in out.records]
-    for r in out.records:
-        r.pop("table", None)
-    frame = build_frame(out.records)
+    # Steps are derived on light copies (kind, step, epoch, progress); the frame is then built column by
+    # column from the compact records, so the peak stays near the size of the records themselves.
+    light = list(out.records.light(("kind", "step", "epoch", "_progress")))
+    method = assign_steps(light, header.get("steps_per_epoch"), int(total) if total else None, completed)
+    n = len(light)
+    step = [r.get("step") for r in light]
+    step_source = [r.get("step_source") for r in light]
+    del light
+    columns = out.records.columns(skip=("table", "_progress", "step", "step_source"))
+    out.records = Records()
+    texts_col = columns.pop("_text", None)
+    texts: list[str] = [t if isinstance(t, str) else "" for t in texts_col] if texts_col is not None else [""] * n
+    del texts_col
+    columns["step"] = step
+    columns["step_source"] = step_source
+    frame = frame_from_columns(columns, n)
+    del columns
+    frame["source"] = pd.Series([out.source] * len(frame), dtype="string")
     frame.attrs["texts"] = texts  # evidence text of each row, same order as the frame
     ranked = sorted(out.frameworks.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))
     if out.events_dropped:
         out.meta["events_dropped"] = out.events_dropped
     return RunLog(source=out.source, frame=frame, events=out.events(), meta=out.meta,
                   frameworks=tuple(k for k, _ in ranked), lines=lines, step_method=method)
+
+
+# ------------------------------------------------------------------------------------ run directories
+
+# Which files of a run directory are logs, most trusted first: logged steps beat derived ones.
+_STATE = "trainer_state.json"
+_LOG_SUFFIXES = (".log", ".out", ".err", ".txt", ".jsonl", ".log.gz", ".out.gz", ".err.gz", ".txt.gz")
+_SKIP_NAMES = ("requirements.txt", "license.txt", "merges.txt", "vocab.txt", "readme.txt", "added_tokens.txt")
+MAX_DIR_FILES = 64
+
+
+def run_files(path: str) -> list[str]:
+    """The log files of a run directory: ``trainer_state.json`` (the top-level one, else the latest
+    checkpoint's), then JSONL metric logs, then console captures and ``debug.log``."""
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot list directory ({exc.strerror or exc})") from None
+    state = None
+    if _STATE in names:
+        state = os.path.join(path, _STATE)
+    else:
+        ckpts = [n for n in names if n.startswith("checkpoint-") and n[11:].isdigit()
+                 and os.path.isfile(os.path.join(path, n, _STATE))]
+        if ckpts:
+            state = os.path.join(path, max(ckpts, key=lambda n: int(n[11:])), _STATE)
+    jsonl: list[str] = []
+    console: list[str] = []
+    for n in names:
+        full = os.path.join(path, n)
+        if not os.path.isfile(full) or n.lower() in _SKIP_NAMES or not n.lower().endswith(_LOG_SUFFIXES):
+            continue
+        (jsonl if ".jsonl" in n.lower() else console).append(full)
+    files = ([state] if state else []) + jsonl + console
+    return files[:MAX_DIR_FILES]
+
+
+def parse_dir(path: str) -> RunLog:
+    """Merge a run directory's logs into one RunLog without counting a step twice.
+
+    Records are taken from the most trusted source that has them: a ``(kind, step)`` already given by
+    ``trainer_state.json`` (logged steps) is dropped from a JSONL log, and both drop the console
+    capture's record of the same step (derived steps); a console without any step-carrying source
+    keeps all its records. Events of every file are kept, each with ``data["source"]``.
+    """
+    files = run_files(path)
+    if not files:
+        raise InputError(f"{path}: directory holds no logs (*.log, *.out, *.err, *.txt, *.jsonl, trainer_state.json)")
+    runs = []
+    for f in files:
+        b = read(f)
+        b.source_tag = True
+        for e in b._events.values():
+            e["data"]["source"] = b.source
+        runs.append(finish(b, None))
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    texts: list[str] = []
+    for run in runs:
+        frame = run.frame
+        run_texts = list(frame.attrs.get("texts", [""] * len(frame)))
+        keys = list(zip(frame["kind"].fillna(""), frame["step"], strict=False))
+        mask = [not (pd.notna(s) and (k, int(s)) in seen) for k, s in keys]
+        part = frame[mask]
+        kept.append(part)
+        texts += [t for t, keep in zip(run_texts, mask, strict=False) if keep]
+        seen |= {(k, int(s)) for k, s in keys if pd.notna(s)}
+    frame = pd.concat([k for k in kept if len(k)], ignore_index=True) if any(len(k) for k in kept) else runs[0].frame
+    frame = build_frame(frame.to_dict("records")) if len(frame) else frame
+    frame.attrs["texts"] = texts
+    meta: dict[str, Any] = {}
+    for run in runs:
+        for k, v in run.meta.items():
+            meta.setdefault(k, v)
+    meta["sources"] = [r.source for r in runs]
+    counts: dict[str, int] = {}
+    for run in runs:
+        for i, fw in enumerate(run.frameworks):
+            counts[fw] = counts.get(fw, 0) + len(run.frameworks) - i
+    ranked = sorted(counts.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))
+    method = next((r.step_method for r in runs if (r.frame["kind"] == "train").any()), runs[0].step_method)
+    return RunLog(source=path, frame=frame, events=[e for r in runs for e in r.events], meta=meta,
+                  frameworks=tuple(k for k, _ in ranked), lines=sum(r.lines for r in runs), step_method=method)

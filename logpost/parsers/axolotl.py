@@ -19,13 +19,17 @@ _COMPLETED = re.compile(r"Training [Cc]ompleted")
 
 
 class AxolotlParser(LineParser):
-    markers = ("[axolotl", "total_num_tokens", "total_supervised_tokens", "data_loader_len", "total_num_steps",
-               "base_model", "Training completed", "Training Completed", "Maximum number of steps")
+    # Every Axolotl line holds "[axolotl": far too common to be a marker; it and the start-up facts are
+    # looked for in the first 32 MiB only. "Training Completed!!!" / "Training completed! Saving ..."
+    markers = ("Training completed", "Training Completed")
+    anchored = {"Training completed": "!", "Training Completed": "!"}
+    counters = ("[axolotl",)
+    head_markers = ("total_", "data_loader_len", "base_model", "Maximum number of steps")
 
     def feed(self, line: Line, out: Builder) -> None:
+        if out.is_claimed(line):  # a metric record of another parser
+            return
         text = line.text
-        if "[axolotl" in text:
-            out.saw("axolotl", 3)
         if "total_" in text or "data_loader_len" in text:
             for key, raw in _COUNT.findall(text):
                 value = int(raw.replace("_", "").replace(",", ""))
@@ -35,8 +39,13 @@ class AxolotlParser(LineParser):
             m = _BASE_MODEL.search(text)
             if m:
                 out.set_meta("model", m.group(1), line)
-        if _COMPLETED.search(text):
+        if "ompleted" in text and _COMPLETED.search(text):
             out.set_meta("completed", True, line)
         m = _STEPS_SET.search(text)
         if m:
             out.set_meta("max_steps", int(m.group(1)), line)
+
+    def finish(self, out: Builder) -> None:
+        n = out.counts.get("[axolotl", 0)
+        if n:
+            out.saw("axolotl", 3 * n)

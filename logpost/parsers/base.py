@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from logpost.model import Event, Line
@@ -13,10 +15,21 @@ MAX_EVENTS = 5000  # distinct event messages kept; beyond that they are only cou
 
 
 class LineParser:
-    """A parser sees every normalised line that contains one of its ``markers`` (literal text),
-    plus the lines it asked to follow with :meth:`Builder.follow`."""
+    """A line parser of the stack.
+
+    The scanner hands out the physical lines holding any parser's ``markers`` (literal text; see
+    :func:`logpost.parsers.normalise.plan_markers` for how they are searched), ``head_markers`` within
+    the first 32 MiB (start-up lines: configs, headers, token counts), and the lines some parser asked
+    to :meth:`Builder.follow`. Every parser sees every such line and must cheaply ignore the rest.
+    ``anchored`` maps a marker with no rare byte of its own to a rare byte that always shares its line.
+    """
 
     markers: tuple[str, ...] = ()
+    head_markers: tuple[str, ...] = ()
+    anchored: dict[str, str] = {}
+    remember: tuple[str, ...] = ()  # markers :meth:`Builder.look_back` may search for across blocks
+    promote: tuple[str, ...] = ()  # head markers that, once found in the first 32 MiB, are looked for everywhere
+    counters: tuple[str, ...] = ()  # texts counted (not handed out) in the first 32 MiB: Builder.counts
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -26,6 +39,141 @@ class LineParser:
 
 
 _FOLD_DIGITS = re.compile(r"\d+")
+# Fields that tell apart events whose texts differ only in digits (timestamps, pids fold; scales do not).
+FOLD_FIELDS = {
+    "overflow": ("attempted_scale", "next_scale", "hysteresis"),
+    "exit": ("code", "local_rank", "pid", "launcher"),
+    "nccl_timeout": ("seq", "op", "timeout_ms"),
+    "nccl_error": ("kind",),
+    "cuda_oom": ("requested_bytes", "free_bytes"),
+}
+
+
+class Records:
+    """Metric records, kept compact: a record is a dict while parsers may still add to it (the last
+    :attr:`TAIL`); older ones are packed by batch and key set into typed columns (``array('d')`` for
+    floats, ``array('q')`` for ints, lists otherwise). Memory grows with records only: ~0.25 KB each
+    with its evidence text, against ~1 KB as dicts."""
+
+    TAIL = 32
+    BATCH = 1024
+
+    def __init__(self) -> None:
+        # batches: list of (order: list of (group index, position)), groups: (keys, {key: column})
+        self._batches: list[tuple[array, array, list[tuple[tuple[str, ...], dict[str, Any]]]]] = []
+        self._tail: list[dict[str, Any]] = []
+        self._n = 0
+        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def append(self, rec: dict[str, Any]) -> None:
+        self._tail.append(rec)
+        self._n += 1
+        if len(self._tail) >= self.BATCH + self.TAIL:
+            self._pack(self._tail[: self.BATCH])
+            del self._tail[: self.BATCH]
+
+    def _pack(self, recs: list[dict[str, Any]]) -> None:
+        groups: dict[tuple[str, ...], int] = {}
+        members: list[list[dict[str, Any]]] = []
+        gidx, gpos = array("H"), array("I")
+        for rec in recs:
+            keys = tuple(rec)
+            keys = self._keys.setdefault(keys, keys)
+            g = groups.get(keys)
+            if g is None:
+                g = groups[keys] = len(members)
+                members.append([])
+            gidx.append(g)
+            gpos.append(len(members[g]))
+            members[g].append(rec)
+        packed = []
+        for keys, g in groups.items():
+            cols: dict[str, Any] = {}
+            for k in keys:
+                values = [r[k] for r in members[g]]
+                if all(type(v) is float for v in values):
+                    cols[k] = array("d", values)
+                elif all(type(v) is int and -(1 << 62) < v < (1 << 62) for v in values):
+                    cols[k] = array("q", values)
+                else:
+                    cols[k] = values
+            packed.append((keys, cols))
+        self._batches.append((gidx, gpos, packed))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    @staticmethod
+    def _unpack(batch: tuple[array, array, list[tuple[tuple[str, ...], dict[str, Any]]]]) -> Iterator[dict[str, Any]]:
+        gidx, gpos, packed = batch
+        for g, p in zip(gidx, gpos, strict=True):
+            keys, cols = packed[g]
+            yield {k: cols[k][p] for k in keys}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Each record as a fresh dict (packed ones rebuilt one at a time)."""
+        for batch in self._batches:
+            yield from self._unpack(batch)
+        yield from self._tail
+
+    def light(self, keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        """Each record reduced to ``keys`` (those it has), without rebuilding it whole."""
+        for gidx, gpos, packed in self._batches:
+            for g, p in zip(gidx, gpos, strict=True):
+                cols = packed[g][1]
+                yield {k: cols[k][p] for k in keys if k in cols}
+        for rec in self._tail:
+            yield {k: rec[k] for k in keys if k in rec}
+
+    def columns(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Every key as a whole column: a float64 numpy array (NaN = not logged) when every value is a
+        number, else an object array (None = not logged); built from the packed columns directly."""
+        import numpy as np
+
+        n = self._n
+        kinds: dict[str, bool] = {}  # key -> all numeric so far
+        for _, _, packed in self._batches:
+            for _, cols in packed:
+                for k, c in cols.items():
+                    kinds[k] = kinds.get(k, True) and isinstance(c, array)
+        for rec in self._tail:
+            for k, v in rec.items():
+                kinds[k] = kinds.get(k, True) and type(v) in (float, int)
+        out: dict[str, Any] = {}
+        for k, numeric in kinds.items():
+            if k not in skip:
+                out[k] = np.full(n, np.nan) if numeric else np.full(n, None, dtype=object)
+        row = 0
+        for gidx, _gpos, packed in self._batches:
+            g_arr = np.frombuffer(gidx, dtype=np.uint16) if len(gidx) else np.zeros(0, np.uint16)
+            for g, (_, cols) in enumerate(packed):
+                rows = row + np.flatnonzero(g_arr == g)
+                for k, c in cols.items():
+                    if k in out:
+                        dest = out[k]
+                        if isinstance(c, array) and dest.dtype != object:
+                            dest[rows] = np.frombuffer(c, dtype=np.float64 if c.typecode == "d" else np.int64)
+                        else:
+                            dest[rows] = list(c)
+            row += len(gidx)
+        for i, rec in enumerate(self._tail, start=row):
+            for k, v in rec.items():
+                if k in out:
+                    out[k][i] = v
+        return out
+
+    def drain(self) -> Iterator[dict[str, Any]]:
+        """Like iterating, but each batch is released once handed out (the store ends empty)."""
+        batches, self._batches = self._batches, []
+        batches.reverse()
+        while batches:
+            yield from self._unpack(batches.pop())
+        tail, self._tail = self._tail, []
+        self._n = 0
+        yield from tail
 
 
 class Builder:
@@ -33,35 +181,52 @@ class Builder:
 
     def __init__(self, source: str):
         self.source = source
-        self.records: list[dict[str, Any]] = []
-        self._events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.records = Records()
+        self._events: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.events_dropped = 0
         self.meta: dict[str, Any] = {}
         self.frameworks: Counter[str] = Counter()
         self._follow: dict[int, int] = {}
         self.scanner: Any = None
+        self.lines = 0
+        self.counts: dict[str, int] = {}
+        self.source_tag = False  # add data["source"] to events (a run directory merges several files)
+        self.claimed: tuple[int, str] | None = None  # (line, text) of the last line that made an event
 
     # ---------------------------------------------------------------- records
     def record(self, kind: str, values: dict[str, Any], line: Line | None, *,
                step: int | None = None, text: str | None = None, **extra: Any) -> dict[str, Any]:
-        rec: dict[str, Any] = dict(values)
-        bad = [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
-        rec["nonfinite"] = ",".join(sorted(bad)) if bad else None
+        if line is not None:
+            self.claimed = (line.no, line.text)  # a metric record is not also an error/warning event
+        # Memory grows with records only: keep them small (no None values; the source is added to the
+        # frame at the end), ~0.5 KB each.
+        rec: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+        bad = [k for k, v in rec.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            rec["nonfinite"] = ",".join(sorted(bad))
         rec["kind"] = kind
-        rec["step"] = step
+        if step is not None:
+            rec["step"] = step
         rec["line"] = line.no if line else extra.pop("line_no", None)
-        rec["rank"] = line.rank if line else None
-        rec["source"] = self.source
-        rec["_text"] = text if text is not None else (line.text.strip() if line else "")
+        if line is not None and line.rank is not None:
+            rec["rank"] = line.rank
+        rec["_text"] = (text if text is not None else (line.text.strip() if line else ""))[:500]
         rec.update(extra)
         self.records.append(rec)
         return rec
 
     # ---------------------------------------------------------------- events
-    def event(self, kind: str, line: Line, text: str | None = None, **data: Any) -> None:
-        """Record an event; the same message repeated (digits aside) is folded into one."""
+    def event(self, kind: str, line: Line, text: str | None = None, /, **data: Any) -> None:
+        """Record an event; the same message repeated (digits aside) is folded into one.
+
+        Tagged events (``tag=...``) fold only with events of the same rank and the same
+        :data:`FOLD_FIELDS` values, so e.g. OVERFLOW lines at different scales stay apart.
+        """
+        self.claimed = (line.no, line.text)
         text = (text if text is not None else line.text).strip()
-        key = (kind, _FOLD_DIGITS.sub("#", text[:300]))
+        tag = data.get("tag")
+        fields = tuple(repr(data.get(f)) for f in FOLD_FIELDS.get(tag, ())) if tag else ()
+        key = (kind, _FOLD_DIGITS.sub("#", text[:300]), tag, line.rank if tag else None, fields)
         acc = self._events.get(key)
         if acc is not None:
             acc["count"] += 1
@@ -70,8 +235,14 @@ class Builder:
         if len(self._events) >= MAX_EVENTS:
             self.events_dropped += 1
             return
+        if self.source_tag:
+            data["source"] = self.source
         self._events[key] = {"kind": kind, "line": line.no, "text": text[:2000], "rank": line.rank,
                              "count": 1, "last_line": line.no, "data": data}
+
+    def is_claimed(self, line: Line) -> bool:
+        """True when another parser already made an event of this line."""
+        return self.claimed == (line.no, line.text)
 
     def events(self) -> list[Event]:
         return [Event(**acc) for acc in self._events.values()]
@@ -97,6 +268,11 @@ class Builder:
                     del self._follow[key]
                 else:
                     self._follow[key] = left - 1
+
+    def look_back(self, marker: str, limit: int = 8) -> Iterator[bytes]:
+        """Raw physical lines before the current line part holding ``marker``, nearest first."""
+        if self.scanner is not None:
+            yield from self.scanner.look_back(marker.encode(), limit)
 
     def saw(self, framework: str, weight: int = 1) -> None:
         self.frameworks[framework] += weight

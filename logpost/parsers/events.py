@@ -1,8 +1,66 @@
 """Errors, warnings and Python tracebacks, whatever framework printed them.
 
-A traceback becomes one event (kind ``traceback``) whose text is the final exception line and whose
-data holds the exception type, the message and the frames; tracebacks of several ranks may
-interleave (``[rank0]:`` / ``[rank1]:`` prefixes) and are assembled per rank.
+The event contract (signature detectors are written against it; keep it stable)
+--------------------------------------------------------------------------------
+
+``Event.kind`` is one of ``"error"``, ``"warning"``, ``"traceback"``, ``"info"``. ``Event.rank`` is the
+rank when the log says it (a launcher prefix, ``[Rank N]``, ``[RANK:n]``). Repeated identical
+messages are folded into one event (``count``, ``last_line``); texts that differ only in digits
+(timestamps, pids) count as identical, except that tagged events fold only with events of the same
+rank and the same identifying fields (``base.FOLD_FIELDS``: e.g. OVERFLOW lines at different scales
+stay apart). Structured fields live in ``Event.data``, with ``data["tag"]`` naming the family:
+
+==================  =========================  ===================================================
+tag                 kind                       data keys
+==================  =========================  ===================================================
+``overflow``        warning                    attempted_scale (float), next_scale (float),
+                                               hysteresis (bool); DeepSpeed ``OVERFLOW!`` in every
+                                               variant (``[deepspeed]``, ``[deepscale]``, hysteresis,
+                                               unfused ``fp16 dynamic loss scale overflow!``)
+``loss_scale_min``  error | traceback          (none): ``Current loss scale already at minimum``
+``lr_before_step``  warning                    (none): ``tried to get lr value before
+                                               scheduler/optimizer started stepping`` (bare too)
+``killing``         warning                    pid, launcher: DeepSpeed launcher ``Killing subprocess``
+``signal_received`` warning                    signal, launcher: ``Main process received SIGTERM``
+``closing_signal``  warning                    pid, signal: torchrun ``Sending process N closing signal``
+``exit``            error                      code (int, negative = signal), signal (``"SIGKILL"``
+                                               or None), local_rank (int|None), pid (int|None),
+                                               launcher (``deepspeed``, ``torchrun``, ``srun``,
+                                               ``subprocess``); plus root_cause (bool) on torchrun
+                                               ChildFailedError rows, host when printed
+``nccl_timeout``    error                      timeout_ms (int), ran_ms (int|None), op (str|None),
+                                               seq (int|None); the watchdog line in every torch era
+``nccl_watchdog``   error | warning            seq, last_enqueued, last_completed, pg (int|None
+                                               each): teardown and ``[PG N Rank N]`` lines, Flight
+                                               Recorder notices (warning)
+``nccl_error``      error                      kind: ``unhandled system error``, ``remote error``,
+                                               ``internal error``, ``unhandled cuda error``,
+                                               ``invalid usage``, ``ib_completion`` (then status,
+                                               peer), ``ib_error``
+``nccl_warn``       warning                    (none): any other ``NCCL WARN`` line
+``cuda_oom``        traceback | error          requested_bytes, total_bytes, free_bytes (int|None
+                                               each; GiB/MiB/KiB/B parsed, hard-wrapped pastes joined)
+``killed``          error                      pid (int|None): a plain ``Killed`` line, a shell's
+                                               ``1234 Killed  python ...``, kernel oom-killer text
+``slurm_cancelled`` error                      reason (e.g. ``TIME LIMIT``)
+``progress``        info                       step, total, sec_per_step (float|None): the training
+                                               bar as it stood at the end (the last tqdm redraw)
+``masked_labels``   warning                    (none): a sample or turn left without supervised
+                                               tokens: TRL's completion collator (``Could not find
+                                               response key``, ``This instance will be ignored in
+                                               loss calculation``, also the bare message tail),
+                                               Axolotl's ``Turn indices: start=-1, end=-1`` trace and
+                                               ``Could not find content start/end boundary``
+==================  =========================  ===================================================
+
+Tracebacks are one event of kind ``traceback`` whose text is the final exception line and whose
+data holds ``exc_type``, ``message``, ``frames`` (last 8, ``file:line in func``), ``chain`` (the
+chained exceptions, first to last) and ``start_line``; when the exception is one of the families
+above it also carries that ``tag`` and its fields. Tracebacks of several ranks may interleave
+(``[rank0]:`` / ``[rank1]:`` prefixes) and are assembled per rank; Python 3.11 ``^^^^`` marker lines
+and source lines are skipped. Other lines at ERROR / WARNING level (logging, glog ``E1206``/``W1206``,
+``[E ...]``/``[W ...]``, ``*Error:``, ``*Warning:``) become untagged error / warning events.
+In a run directory every event also has ``data["source"]``, the file it came from.
 """
 
 from __future__ import annotations
@@ -21,38 +79,140 @@ _ERROR_LEVEL = re.compile(
     r"^(?:[\w.]+\.)?\w*(?:Error|Exception):")
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
-# a tqdm bar with no newline glued before the real message: "  0%|   | 0/40 [00:00<?, ?it/s][2026-..."
-_TQDM_HEAD = re.compile(r"^[^\[]*?\d{1,3}%\|[^|]*\|[^\[\]]*\[[^\]]*\]\s*(?=\S)")
+# Cheap tests before the level regexes: a line at ERROR (WARNING) level holds one of these.
+_ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", "exits with", "exitcode", "NCCL", "CUDA",
+               "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED")
+_WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
+
+# ---------------------------------------------------------------------------------- families
+_OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|HIP out of memory")
+_SIZE = r"([\d.]+)\s*([KMGT]i?B|bytes)"
+_REQ = re.compile(r"Tried to allocate\s+" + _SIZE)
+_TOTAL = re.compile(r"total capac\w*\s+(?:of\s+)?" + _SIZE + r"|" + _SIZE + r"\s+total capacity")
+_FREE = re.compile(r"of which\s+" + _SIZE + r"\s+is free|" + _SIZE + r"\s+free\b")
+_UNITS = {"B": 1, "bytes": 1, "KB": 1000, "KiB": 1024, "MB": 1000 ** 2, "MiB": 1024 ** 2, "GB": 1000 ** 3,
+          "GiB": 1024 ** 3, "TB": 1000 ** 4, "TiB": 1024 ** 4}
+_KILLED = re.compile(r"Killed process (\d+)|\b(\d+)\s+Killed\s+\S|^\s*Killed\s*$|\boom-kill\b|Out of memory: Kill")
+_KILLED_PID = re.compile(r"Killed process (\d+)()")
+_NCCL_KINDS = (
+    ("ncclSystemError", "unhandled system error"), ("unhandled system error", "unhandled system error"),
+    ("ncclRemoteError", "remote error"), ("remote process exited", "remote error"),
+    ("ncclInternalError", "internal error"), ("internal error", "internal error"),
+    ("ncclUnhandledCudaError", "unhandled cuda error"), ("unhandled cuda error", "unhandled cuda error"),
+    ("ncclInvalidUsage", "invalid usage"), ("invalid usage", "invalid usage"),
+)
+_SUBPROC = re.compile(r"returned non-zero exit status (-?\d+)|died with <Signals\.(SIG\w+): (\d+)>")
+_SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
+
+
+# Label-masking diagnostics: printed while the data is prepared, or by the collator from the first
+# batches on, so they are looked for in the first 32 MiB, and everywhere once seen there.
+MASKING = ("This instance will be ignored in loss calculation", "Could not find response key",
+           "Could not find instruction key", "Turn indices: start=-1, end=-1", "Could not find content start boundary",
+           "Could not find content end boundary")
+
+
+def size_bytes(num: str, unit: str) -> int | None:
+    try:
+        return int(float(num) * _UNITS[unit])
+    except (KeyError, ValueError):
+        return None
+
+
+def _size(pattern: re.Pattern[str], text: str) -> int | None:
+    m = pattern.search(text)
+    if not m:
+        return None
+    groups = [g for g in m.groups() if g is not None]
+    return size_bytes(groups[0], groups[1]) if len(groups) >= 2 else None
+
+
+def oom_sizes(text: str) -> dict[str, int | None]:
+    """Sizes of a CUDA OOM message (torch <=2.0 ``(GPU 3; 31.75 GiB total capacity; ...; 340.94 MiB
+    free; ...)`` and newer ``GPU 0 has a total capacity of 63.42 GiB of which 1.20 GiB is free``)."""
+    return {"requested_bytes": _size(_REQ, text), "total_bytes": _size(_TOTAL, text),
+            "free_bytes": _size(_FREE, text)}
+
+
+def classify(text: str) -> dict[str, Any] | None:
+    """The family of an error text (an exception line or a log line), as event data with its tag."""
+    if "out of memory" in text or "OutOfMemory" in text:
+        if _OOM.search(text) and "NCCL WARN" not in text:
+            return {"tag": "cuda_oom", **oom_sizes(text)}
+    if "loss scale already at minimum" in text:
+        return {"tag": "loss_scale_min"}
+    if "Killed" in text or "oom-kill" in text or "Out of memory: Kill" in text:
+        m = _KILLED_PID.search(text) or _KILLED.search(text)
+        if m:
+            pid = m.group(1) or m.group(2)
+            return {"tag": "killed", "pid": int(pid) if pid else None}
+    if "nccl" in text or "NCCL" in text:
+        for needle, kind in _NCCL_KINDS:
+            if needle in text:
+                return {"tag": "nccl_error", "kind": kind}
+    if "exit status" in text or "died with <Signals" in text:
+        m = _SUBPROC.search(text)
+        if m:
+            code = int(m.group(1)) if m.group(1) is not None else -int(m.group(3))
+            from logpost.parsers.deepspeed import signal_name
+
+            return {"tag": "exit", "code": code, "signal": m.group(2) or signal_name(code), "local_rank": None,
+                    "pid": None, "launcher": "subprocess"}
+    return None
+
+
+def _kind_for(tag: str | None, default: str) -> str:
+    return "error" if tag in ("cuda_oom", "loss_scale_min", "killed", "nccl_error", "exit") else default
 
 
 class EventParser(LineParser):
+    """Tracebacks and level-tagged lines; must run after the framework parsers (it skips lines they
+    already made an event of)."""
+
+    # glog: "E1206 18:44:12...", "[E ProcessGroupNCCL.cpp:475]", "[rank4]:[E1206 ..."; dmesg oom-kill lines
+    # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
-               "Killed", "exitcode", "return code", "out of memory", "CRITICAL", "FATAL", "[E", "[W", "E1", "E0",
-               "W1", "W0", "NCCL")
+               "Killed", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1", "CANCELLED",
+               *(f"[{c}{d}" for c in "EW" for d in range(2, 10)))
+    anchored = {"out of memory": "E",  # "RuntimeError: CUDA out of memory", "torch.cuda.OutOfMemoryError"
+                "CANCELLED": "*"}  # slurmstepd: error: *** STEP 1 ON n1 CANCELLED AT ... ***
+    head_markers = MASKING
+    promote = MASKING
 
     def __init__(self) -> None:
         self.open: dict[int | None, dict[str, Any]] = {}
+        self.pending: dict[str, Any] | None = None  # a CUDA OOM message cut by a hard wrap
 
     def feed(self, line: Line, out: Builder) -> None:
-        if "%|" in line.text:
-            m = _TQDM_HEAD.match(line.text)
-            if m:
-                line = Line(line.no, line.text[m.end():], line.rank)
+        if not self.open and self.pending is None and out.is_claimed(line):
+            return
+        if self.pending is not None and self._continue(line, out):
+            return
         text = line.text
         tb = self.open.get(line.rank)
+        if tb is not None and tb.get("done"):
+            # an exception line ended it: a chained traceback may follow ("During handling of ...")
+            if any(c in text for c in _CHAIN):
+                tb["done"], tb["chained"] = False, True
+                return
+            if "Traceback (most recent call last)" not in text:
+                self._close(line.rank, out)
+                tb = None
         if "Traceback (most recent call last)" in text:
             if tb is not None and not tb.get("chained"):
-                self._close(line.rank, out, truncated=True)
+                self._close(line.rank, out, truncated=not tb.get("done"))
             prev = self.open.get(line.rank)
-            self.open[line.rank] = {"start": line.no, "frames": prev["frames"] if prev else [],
-                                    "chain": prev["chain"] if prev else []}
+            self.open[line.rank] = {"start": prev["start"] if prev else line.no,
+                                    "frames": prev["frames"] if prev else [], "chain": prev["chain"] if prev else []}
             out.follow(self, 400)
             return
         if tb is not None and self._traceback_line(line, tb, out):
             return
-        self._level(line, out)
+        if not out.is_claimed(line):
+            self._level(line, out)
 
+    # ------------------------------------------------------------------------------ tracebacks
     def _traceback_line(self, line: Line, tb: dict[str, Any], out: Builder) -> bool:
         text = line.text
         m = _FRAME.match(text)
@@ -70,7 +230,8 @@ class EventParser(LineParser):
             tb["chain"].append(f"{m.group(1)}: {m.group(2) or ''}".strip())
             tb["exc_type"], tb["message"], tb["line"] = m.group(1), (m.group(2) or "").strip(), line
             tb["chained"] = False
-            self._close(line.rank, out)
+            tb["done"] = True  # emitted at the next line of this rank, unless a chained traceback follows
+            out.follow(self, 4)
             return True
         return False
 
@@ -86,18 +247,75 @@ class EventParser(LineParser):
                 return
             end = Line(tb["start"], "Traceback (most recent call last): (no exception line)", rank)
         frames = tb["frames"][-8:]
-        text = end.text.strip() if not truncated or tb.get("exc_type") else end.text
-        out.event("traceback", Line(end.no, text, rank), exc_type=tb.get("exc_type"),
-                  message=tb.get("message", ""), start_line=tb["start"],
-                  frames=[f"{f}:{n} in {fn}" for f, n, fn in frames], chain=list(tb["chain"]))
+        data: dict[str, Any] = {"exc_type": tb.get("exc_type"), "message": tb.get("message", ""),
+                                "start_line": tb["start"], "frames": [f"{f}:{n} in {fn}" for f, n, fn in frames],
+                                "chain": list(tb["chain"])}
+        data.update(classify(end.text) or {})
+        self._emit("traceback", Line(end.no, end.text.strip(), rank), data, out)
 
+    # ------------------------------------------------------------------------------ level lines
     def _level(self, line: Line, out: Builder) -> None:
         text = line.text
-        if _ERROR_LEVEL.search(text):
-            out.event("error", line)
-        elif _WARN_LEVEL.search(text):
-            out.event("warning", line)
+        if ("ould not find" in text or "Turn indices" in text or "ignored in loss" in text) and \
+                any(m in text for m in MASKING):
+            out.event("warning", line, tag="masked_labels")
+            return
+        glog = text.lstrip()[:1]
+        maybe_error = glog == "E" or any(k in text for k in _ERROR_KEYS)
+        maybe_warn = glog == "W" or any(k in text for k in _WARN_KEYS)
+        if not (maybe_error or maybe_warn):
+            return
+        fam = classify(text) if maybe_error else None
+        if "CANCELLED" in text and "***" in text:
+            m = _SLURM.search(text)
+            if m:
+                out.event("error", line, tag="slurm_cancelled", reason=(m.group(1) or "").strip() or None)
+                return
+        if maybe_error and _ERROR_LEVEL.search(text):
+            self._emit("error", line, fam or {}, out)
+        elif fam is not None:
+            self._emit(_kind_for(fam.get("tag"), "error"), line, fam, out)
+        elif maybe_warn and _WARN_LEVEL.search(text):
+            if "NCCL WARN" in text:
+                out.event("warning", line, tag="nccl_warn")
+            else:
+                out.event("warning", line)
+
+    def _emit(self, kind: str, line: Line, data: dict[str, Any], out: Builder) -> None:
+        """Emit, or hold a CUDA OOM message whose sizes were cut off by a hard wrap."""
+        if data.get("tag") == "cuda_oom" and data.get("free_bytes") is None and "free" not in line.text:
+            self.pending = {"kind": kind, "line": line, "text": line.text.rstrip("\n"), "data": data, "left": 8}
+            out.follow(self, 8)
+            return
+        out.event(kind, line, **data)
+
+    def _continue(self, line: Line, out: Builder) -> bool:
+        """Feed one line to a held OOM message; True when the line was a continuation of it."""
+        p = self.pending
+        assert p is not None
+        text = line.text
+        starts_new = (line.rank not in (None, p["line"].rank) or text.lstrip().startswith(("File ", "Traceback", "[20", "{'"))
+                      or _FRAME.match(text) is not None or p["left"] <= 0)
+        if starts_new:
+            self._flush(out)
+            return False
+        p["left"] -= 1
+        p["text"] += text  # a hard wrap cuts mid-word: join without a space
+        if "free" in text or p["left"] <= 0:
+            self._flush(out)
+        return True
+
+    def _flush(self, out: Builder) -> None:
+        p, self.pending = self.pending, None
+        if p is None:
+            return
+        data = {**p["data"], **oom_sizes(p["text"])}
+        line = p["line"]
+        out.event(p["kind"], Line(line.no, p["text"][:2000], line.rank), **data)
+        if not self.open:
+            out.stop_following(self)
 
     def finish(self, out: Builder) -> None:
         for rank in list(self.open):
-            self._close(rank, out, truncated=True)
+            self._close(rank, out, truncated=not self.open[rank].get("done"))
+        self._flush(out)

@@ -17,6 +17,7 @@ from typing import Any
 from logpost.frame import ALIASES, to_number
 from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
+from logpost.parsers.normalise import MAX_TEXT, clean, decode, lift_rank
 
 # A dict repr: from "{'" to the matching "}" (metric dicts hold no nested braces).
 _DICT = re.compile(r"\{\s*'[^{}]*\}")
@@ -28,6 +29,11 @@ METRIC_KEYS = frozenset({"loss", "eval_loss", "train_runtime", "learning_rate", 
 
 # tqdm: "  45%|████▌     | 18/40 [00:03<00:05,  4.21it/s]"
 _BAR = re.compile(r"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
+_BAR_TEXT = re.compile(r"(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[[^\]]*\]")
+_RATE = re.compile(r"([\d.]+)\s*(s/it|it/s)")
+_BAR_B = re.compile(rb"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
+# first bytes of a launcher prefix ("[rank1]:", "(job, pid=1)", "3: ", "host: "); a bar starts otherwise
+_PREFIX_START = tuple(bytes([c]) for c in b"[(0123456789 abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _BAR_DESC = re.compile(r"([^\s|%][^|%]*?):?\s*\d{1,3}%\|")
 
 _HEADER = re.compile(
@@ -94,11 +100,15 @@ def seconds(text: str) -> float | str | None:
 
 
 class HFParser(LineParser):
-    markers = ("{'", "'loss'", "'eval_", "'train_runtime'", "%|", "*****", " = ", "Training completed",
-               "trainable params", "name_or_path")
+    # tqdm bars ("%|") are far too common to be candidates: the bar before a record is found with
+    # look_back. Header lines are followed after "***** Running training *****".
+    # A paste that lost the opening brace ("'loss': 1.2, ...}") is read on the first line of a source,
+    # which the scanner always hands out (where pastes are cut); a quoted key alone would need a pass.
+    markers = ("{'", "*****")
+    head_markers = ("Total optimization steps", "trainable params", "name_or_path")
+    remember = ("%|",)
 
     def __init__(self) -> None:
-        self.progress: dict[int | None, int] = {}
         self.table: dict[str, Any] | None = None
         self.table_kind = ""
         self.table_line: Line | None = None
@@ -113,13 +123,12 @@ class HFParser(LineParser):
                 if "*****" not in text:
                     return
             self._close_table(out)
-        if "%|" in text:
-            self._bar(line)
         if "{'" in text or text.lstrip().startswith("'"):
             self._dicts(line, out)
         if "*****" in text:
             if "Running training" in text:
                 out.saw("hf", 2)
+                out.follow(self, 30)
             m = _TABLE_START.search(text)
             if m:
                 self.table, self.table_kind, self.table_line = {}, m.group(1), line
@@ -130,8 +139,6 @@ class HFParser(LineParser):
                 value = to_number(m.group(2).replace(",", ""))
                 out.meta.setdefault("header", {}).setdefault(_HEADER_KEYS[m.group(1)], value)
                 out.set_meta("header:" + _HEADER_KEYS[m.group(1)], value, line)
-        if "Training completed" in text and "Saving" not in text:
-            out.set_meta("completed", True, line)
         if "trainable params" in text:
             m = _PEFT.search(text)
             if m:
@@ -141,16 +148,30 @@ class HFParser(LineParser):
             if m and m.group(1) not in ("None", "null", ""):
                 out.set_meta("model", m.group(1), line)
 
-    def _bar(self, line: Line) -> None:
-        m = _BAR.search(line.text)
-        if not m:
-            return
-        desc = line.text[: m.start(1)].strip(" |:")
-        # only the bare training bar; "Tokenizing Prompts: 45%|", "Loading weights: ..." are not steps
-        if desc and not desc.endswith("]"):
-            return
-        self.progress[line.rank] = int(m.group(2))
-        self.progress_total = int(m.group(3))
+    def _progress(self, line: Line, out: Builder) -> int | None:
+        """The step of the last training bar before this record (same rank), found by look_back on
+        the raw bytes (a bar is decoded only when it carries a launcher prefix)."""
+        total = out.meta.get("header", {}).get("total_steps")
+        for raw in out.look_back("%|", 4):  # the training bar is printed just before its dict
+            # only the last redraw on each line: the earlier ones are older states of the same bar
+            i = raw.rfind(b"%|")
+            part = raw[raw.rfind(b"\r", 0, i) + 1:]
+            end = part.find(b"\r")
+            part = part[:end] if end != -1 else part
+            if line.rank is not None and part[:1] in _PREFIX_START:
+                rank = lift_rank(clean(decode(part[:200])))[1]
+                if rank is not None and rank != line.rank:
+                    continue
+            for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
+                desc = clean(decode(part[: m.start(1)])).strip(" |:")
+                desc = lift_rank(desc)[0].strip(" |:") if desc else desc
+                # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
+                if desc and not desc.endswith("]"):
+                    continue
+                if total and int(m.group(3)) != total:
+                    continue
+                return int(m.group(2))
+        return None
 
     def _dicts(self, line: Line, out: Builder) -> None:
         text = line.text
@@ -166,12 +187,12 @@ class HFParser(LineParser):
             out.saw("hf")
             rec = out.record(kind, values, line, text=chunk.strip())
             if kind == "train":
-                total = out.meta.get("header", {}).get("total_steps")
-                bar_total = getattr(self, "progress_total", None)
-                if line.rank in self.progress and (not total or bar_total == total):
-                    rec["_progress"] = self.progress[line.rank]
+                step = self._progress(line, out)
+                if step is not None:
+                    rec["_progress"] = step
             if kind == "summary":
                 out.set_meta("summary_line", line.no, line)
+                out.set_meta("completed", True, line)
 
     def _close_table(self, out: Builder) -> None:
         table, kind, line = self.table, self.table_kind, self.table_line
@@ -180,6 +201,8 @@ class HFParser(LineParser):
         if not table or line is None:
             return
         rec_kind = "summary" if kind == "train" else "eval" if kind in ("eval", "test", "predict") else kind
+        if rec_kind == "summary":
+            out.set_meta("completed", True, line)
         out.saw("hf")
         values = metric_values(table)
         text = f"***** {kind} metrics ***** " + ", ".join(f"{k} = {v}" for k, v in table.items())
@@ -188,3 +211,26 @@ class HFParser(LineParser):
     def finish(self, out: Builder) -> None:
         if self.table is not None:
             self._close_table(out)
+        self._last_progress(out)
+
+    def _last_progress(self, out: Builder) -> None:
+        """Where the training bar stood at the end, as an info event (tag ``progress``): step, total,
+        and the rate tqdm showed (``572.77s/it`` or ``4.21it/s``, as seconds per step)."""
+        last = getattr(out.scanner, "last_line", {}).get(b"%|")
+        if not last:
+            return
+        no, raw = last
+        part = raw[raw.rfind(b"\r", 0, raw.rfind(b"%|")) + 1:].split(b"\r")[0]
+        text, rank = lift_rank(clean(decode(part)))
+        m = _BAR_TEXT.search(text)
+        if not m:
+            return
+        desc = text[: m.start()].strip(" |:")
+        total = out.meta.get("header", {}).get("total_steps")
+        if (desc and not desc.endswith("]")) or (total and int(m.group(3)) != total):
+            return
+        r = _RATE.search(m.group(0))
+        rate, unit = (float(r.group(1)), r.group(2)) if r and r.group(1).count(".") <= 1 else (None, None)
+        sec = None if rate is None else rate if unit == "s/it" else (1 / rate if rate else None)
+        out.event("info", Line(no, m.group(0).strip(), rank), tag="progress", step=int(m.group(2)),
+                  total=int(m.group(3)), sec_per_step=sec)

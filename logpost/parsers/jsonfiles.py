@@ -24,12 +24,38 @@ def looks_like_state(head: bytes) -> bool:
     return head.lstrip().startswith(b"{") and b'"log_history"' in head or head.lstrip().startswith(b'{\n  "best')
 
 
+def recover_state(data: bytes) -> dict[str, Any] | None:
+    """The complete ``log_history`` entries of a trainer_state.json cut short, or None."""
+    text = data.decode("utf-8", errors="replace")
+    start = text.find('"log_history"')
+    start = text.find("[", start) if start != -1 else -1
+    if start == -1:
+        return None
+    dec = json.JSONDecoder()
+    entries: list[Any] = []
+    pos = start + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text) or text[pos] != "{":
+            break
+        try:
+            obj, pos = dec.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            break
+        entries.append(obj)
+    return {"log_history": entries} if entries else None
+
+
 def parse_trainer_state(data: bytes, out: Builder) -> None:
     """Records from ``log_history``; each points at the line of its ``"step"`` key."""
     try:
         state = json.loads(data)  # Python's json reads the bare NaN/Infinity HF writes
     except (ValueError, RecursionError) as exc:
-        raise InputError(f"{out.source}: not valid JSON ({exc})") from None
+        state = recover_state(data)  # cut short (copied while being written): keep the complete entries
+        if state is None:
+            raise InputError(f"{out.source}: not valid JSON ({exc})") from None
+        out.meta["truncated"] = True
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list):
         raise InputError(f"{out.source}: JSON without a log_history list (not a trainer_state.json)")
@@ -68,6 +94,8 @@ def parse_jsonl_line(line: Line, out: Builder) -> None:
     if not ({"loss", "eval_loss", "learning_rate", "lr", "train_loss"} & metrics.keys()):
         if "total_steps" in obj and "current_steps" in obj:
             out.meta.setdefault("header", {}).setdefault("total_steps", obj["total_steps"])
+            if obj["current_steps"] == obj["total_steps"]:  # LLaMA-Factory's last line has no loss
+                out.set_meta("completed", True, line)
         return
     if "current_steps" in obj:
         out.saw("llamafactory", 2)

@@ -1,0 +1,246 @@
+"""DeepSpeed engine, loss scaler and launcher lines, Megatron(-DeepSpeed) iterations, torchtitan steps.
+
+Formats: shared ``formats/deepspeed.md``; every regex below is tested on lines copied from real logs
+(tests/test_ingest.py).
+
+* ``[Rank 0] step=13120, skipped=223, lr=[1.96e-05], mom=[(0.9, 0.95)]`` (and the 2020 ``rank:0 step=``
+  form): a frame row of kind ``optimizer`` (``skipped`` is cumulative), with the loss scale last shown
+  by an OVERFLOW line;
+* throughput timer (``epoch=0/micro_step=40/global_step=40, RunningAvgSamplesPerSec=..``, older
+  ``0/40, SamplesPerSec=..``): ``samples_per_second`` on the optimizer row of that step;
+* ``[deepspeed] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 65536, reducing to 32768`` (also
+  ``[deepscale]``, the hysteresis variant and the unfused optimizer's ``fp16 dynamic loss scale
+  overflow!``): warning events, tag ``overflow``;
+* ``Current loss scale already at minimum``: error, tag ``loss_scale_min`` (a traceback when raised);
+* ``tried to get lr value before scheduler/optimizer started stepping``: warning, tag ``lr_before_step``;
+* launcher ``Killing subprocess N`` (warning, tag ``killing``) and ``... exits with return code = N``
+  (error, tag ``exit``); ``Main process received SIGTERM`` (warning, tag ``signal_received``);
+* ZeRO stage / DeepSpeed version (run metadata);
+* Megatron ``iteration N/ M | ... | lm loss: .. | loss scale: .. | grad norm: ..`` (train rows with the
+  logged step) and ``validation loss at iteration N | lm loss value: ..`` (eval rows);
+* torchtitan ``step: N  loss: x  grad_norm: y  memory: ..GiB(..%)  tps: ..`` (train rows).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from logpost.frame import to_number
+from logpost.model import Line
+from logpost.parsers.base import Builder, LineParser
+
+_STEP = re.compile(r"\bstep=(\d+),\s*skipped=(\d+),\s*lr=\[([^\]]*)\](?:,\s*mom=\[(.*)\])?")
+_TIMER = re.compile(r"(?:global_step=|\b\d+/)(\d+),\s*(?:RunningAvg)?SamplesPerSec=([\d.eE+-]+|nan|inf)")
+_MEM = re.compile(r"\bMemAllocated=([\d.]+)GB,\s*MaxMemAllocated=([\d.]+)GB")
+_OVERFLOW = re.compile(
+    r"(?:OVERFLOW!|overflow!).*?Attempted loss scale:\s*([\d.eE+-]+|inf|nan)\s*,\s*"
+    r"(?:reducing to\s*([\d.eE+-]+|inf|nan)|but hysteresis is\s*(\d+))", re.I)
+_OVERFLOW_RANK = re.compile(r"OVERFLOW! Rank (\d+)")
+_MIN_SCALE = "loss scale already at minimum"
+_LR_BEFORE = "tried to get lr value before scheduler/optimizer started stepping"
+_KILLING = re.compile(r"Killing subprocess (\d+)")
+_RETURN = re.compile(r"exits with return code\s*=\s*(-?\d+)")
+_LOCAL_RANK = re.compile(r"--local[_-]rank[=' ,]+(\d+)")
+_SIG_RECEIVED = re.compile(r"Main process received (SIG[A-Z]+), exiting")
+_ZERO = re.compile(r"Creating (?:([\w.]+) )?ZeRO stage (\d)")
+_DS_VERSION = re.compile(r"DeepSpeed info: version=([\w.+-]+)")
+_DS_RANK = re.compile(r"\[Rank (-?\d+)\]|\brank:(\d+) ")
+
+_ITER = re.compile(r"\biteration\s+(\d+)\s*/\s*(\d+)\s*\|")
+_MEGATRON_PAIR = re.compile(r"([A-Za-z][A-Za-z ()/_-]*?)\s*:\s*([-+]?(?:\d[\d.]*(?:[eE][-+]?\d+)?|nan|inf))\s*(?=\||$)")
+_VALID = re.compile(r"\b(?:valid(?:ation)? loss) at iteration\s+(\d+)\s*\|\s*lm loss value:\s*([-+\w.]+)")
+_MEGATRON_KEYS = {
+    "lm loss": "loss", "learning rate": "learning_rate", "loss scale": "loss_scale", "grad norm": "grad_norm",
+    "number of skipped iterations": "skipped_iterations", "number of nan iterations": "nan_iterations",
+    "samples per second": "samples_per_second", "consumed samples": "consumed_samples",
+    "consumed tokens": "consumed_tokens", "global batch size": "global_batch_size", "num zeros": "num_zeros",
+    "elapsed time per iteration (ms)": "iteration_time_ms", "elapsed time per iteration (s)": "iteration_time_s",
+    "TFLOPs": "tflops",
+}
+_TITAN = re.compile(r"\bstep:\s*(\d+)\s+loss:\s*([-+\w.]+)(.*)$")
+_TITAN_PAIR = re.compile(r"(\w+):\s*([-+]?[\d.,]+(?:[eE][-+]?\d+)?|nan|inf)")
+
+SIGNALS = {1: "SIGHUP", 2: "SIGINT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
+           11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
+
+
+def signal_name(code: int | None) -> str | None:
+    """``-9`` -> ``SIGKILL`` (Popen return codes are minus the signal)."""
+    if code is None or code >= 0:
+        return None
+    return SIGNALS.get(-code, f"SIG{-code}")
+
+
+def _float(text: str | None) -> float | None:
+    if text is None:
+        return None
+    v = to_number(text)
+    return v if isinstance(v, float) else None
+
+
+def first_of_list(text: str) -> float | None:
+    """``'1.96e-05, 1.96e-05'`` -> 1.96e-05 (DeepSpeed prints one lr per param group)."""
+    head = text.split(",")[0].strip().strip("()[]'\" ")
+    return _float(head) if head else None
+
+
+class DeepSpeedParser(LineParser):
+    # literal markers cost a search pass each (~1.3-3.4 GB/s, faster the longer they are): keep them long
+    markers = (", skipped=", "OVERFLOW!", "overflow!", _MIN_SCALE, _LR_BEFORE, "Killing subprocess",
+               "exits with return code", "received SIGTERM", "elapsed time per iteration",
+               "loss at iteration")
+    # torchtitan step lines ("memory: 14.58GiB(15.34%)") are looked for once seen in the first 32 MiB
+    head_markers = ("ZeRO stage", "DeepSpeed info", "GiB(")
+    promote = ("GiB(",)
+    # markers without a rare byte of their own, and the rare byte always on their line
+    anchored = {"exits with return code": "E",  # launcher logs it at [ERROR]
+                _MIN_SCALE: "E",  # raised: "Exception: Current loss scale ..."
+                "elapsed time per iteration": "E",  # Megatron prints "learning rate: 6.000E-05"
+                "loss at iteration": "E"}  # "lm loss value: 2.327091E+00"
+    # the throughput timer line follows the step line: it is read by following, not searched for
+
+    def __init__(self) -> None:
+        self.scale: float | None = None  # next_scale of the last OVERFLOW line (only rank 0 logs them)
+        self.last_opt: dict[str, Any] | None = None
+
+    def feed(self, line: Line, out: Builder) -> None:
+        if out.is_claimed(line):  # a metric record of another parser
+            return
+        text = line.text
+        if "skipped=" in text:
+            self._step(line, out)
+            return
+        if "SamplesPerSec" in text:
+            self._timer(line)
+        if "verflow!" in text or "VERFLOW!" in text:
+            self._overflow(line, out)
+            return
+        if _MIN_SCALE in text:  # the event (error or traceback) is the event parser's: see events.classify
+            out.saw("deepspeed")
+            return
+        if _LR_BEFORE in text:
+            out.event("warning", line, tag="lr_before_step")
+            return
+        if "Killing subprocess" in text:
+            m = _KILLING.search(text)
+            out.saw("deepspeed")
+            out.event("warning", line, tag="killing", pid=int(m.group(1)) if m else None, launcher="deepspeed")
+            return
+        if "exits with return code" in text:
+            m = _RETURN.search(text)
+            if m:
+                code = int(m.group(1))
+                lr = _LOCAL_RANK.search(text)
+                out.saw("deepspeed")
+                out.event("error", line, tag="exit", code=code, signal=signal_name(code),
+                          local_rank=int(lr.group(1)) if lr else None, pid=None, launcher="deepspeed")
+            return
+        if "received SIG" in text:
+            m = _SIG_RECEIVED.search(text)
+            if m:
+                out.event("warning", line, tag="signal_received", signal=m.group(1), launcher="deepspeed")
+            return
+        if "elapsed time per iteration" in text:
+            self._megatron(line, out)
+            return
+        if "loss at iteration" in text:
+            m = _VALID.search(text)
+            if m:
+                out.saw("megatron")
+                out.record("eval", {"eval_loss": _float(m.group(2))}, line, step=int(m.group(1)))
+            return
+        if "GiB(" in text and "loss:" in text:
+            self._titan(line, out)
+            return
+        if "ZeRO stage" in text:
+            m = _ZERO.search(text)
+            if m:
+                out.saw("deepspeed")
+                out.set_meta("zero_stage", int(m.group(2)), line)
+                if m.group(1):
+                    out.set_meta("dtype", m.group(1), line)
+        elif "DeepSpeed info" in text:
+            m = _DS_VERSION.search(text)
+            if m:
+                out.saw("deepspeed")
+                out.set_meta("deepspeed_version", m.group(1), line)
+
+    # ------------------------------------------------------------------------------ engine
+    @staticmethod
+    def _rank(line: Line) -> int | None:
+        if line.rank is not None:
+            return line.rank
+        m = _DS_RANK.search(line.text)
+        if m:
+            r = int(m.group(1) if m.group(1) is not None else m.group(2))
+            return r if r >= 0 else None
+        return None
+
+    def _step(self, line: Line, out: Builder) -> None:
+        m = _STEP.search(line.text)
+        if not m:
+            return
+        out.saw("deepspeed")
+        rank = self._rank(line)
+        values: dict[str, Any] = {"skipped_steps": float(m.group(2)), "learning_rate": first_of_list(m.group(3))}
+        if self.scale is not None:
+            values["loss_scale"] = self.scale
+        rec = out.record("optimizer", values, Line(line.no, line.text, rank), step=int(m.group(1)))
+        self.last_opt = rec
+        out.follow(self, 1)  # the throughput timer line comes right after
+
+    def _timer(self, line: Line) -> None:
+        m = _TIMER.search(line.text)
+        rec = self.last_opt
+        if not m or rec is None or rec.get("step") != int(m.group(1)):
+            return
+        rec["samples_per_second"] = _float(m.group(2))
+        mem = _MEM.search(line.text)
+        if mem:
+            rec["mem_allocated_gb"] = _float(mem.group(1))
+            rec["max_mem_allocated_gb"] = _float(mem.group(2))
+
+    def _overflow(self, line: Line, out: Builder) -> None:
+        m = _OVERFLOW.search(line.text)
+        if not m:
+            out.event("warning", line, tag="overflow", attempted_scale=None, next_scale=None, hysteresis=False)
+            return
+        out.saw("deepspeed")
+        attempted = _float(m.group(1))
+        hysteresis = m.group(3) is not None
+        nxt = attempted if hysteresis else _float(m.group(2))
+        r = _OVERFLOW_RANK.search(line.text)
+        rank = line.rank if line.rank is not None else (int(r.group(1)) if r else None)
+        if nxt is not None:
+            self.scale = nxt
+        out.event("warning", Line(line.no, line.text, rank), tag="overflow", attempted_scale=attempted,
+                  next_scale=nxt, hysteresis=hysteresis)
+
+    # ------------------------------------------------------------------------------ Megatron, torchtitan
+    def _megatron(self, line: Line, out: Builder) -> None:
+        text = line.text
+        m = _ITER.search(text)
+        if not m:
+            return
+        out.saw("megatron")
+        values: dict[str, Any] = {}
+        for key, raw in _MEGATRON_PAIR.findall(text[m.end():] + "|"):
+            key = key.strip()
+            col = _MEGATRON_KEYS.get(key) or re.sub(r"[^0-9a-z]+", "_", key.lower()).strip("_")
+            if col and col not in values:
+                values[col] = _float(raw)
+        out.set_meta("max_steps", int(m.group(2)), line)
+        out.record("train", values, line, step=int(m.group(1)))
+
+    def _titan(self, line: Line, out: Builder) -> None:
+        m = _TITAN.search(line.text)
+        if not m:
+            return
+        out.saw("torchtitan")
+        values: dict[str, Any] = {"loss": _float(m.group(2))}
+        for key, raw in _TITAN_PAIR.findall(m.group(3)):
+            if key in ("memory",):
+                continue
+            values.setdefault(key, _float(raw.replace(",", "")))
+        out.record("train", values, line, step=int(m.group(1)))

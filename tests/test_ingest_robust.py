@@ -1,0 +1,237 @@
+"""Ingestion robustness: compressed input, stdin, encodings, huge lines, junk, truncation; and a
+hypothesis test that no text or bytes make a parser raise."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import sys
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logpost.cli import main
+from logpost.model import InputError
+from logpost.parsers import parse
+from logpost.parsers.normalise import BLOCK, Scanner, lift_rank, split_line
+from tests.conftest import fixture
+
+DICT = b"{'loss': 1.5, 'grad_norm': 0.5, 'learning_rate': 1e-05, 'epoch': 0.1}"
+OVERFLOW = ("[2023-04-28 06:51:30,648] [INFO] [loss_scaler.py:181:update_scale] [deepspeed] OVERFLOW! Rank 0 "
+            "Skipping step. Attempted loss scale: 65536, reducing to 32768")
+
+
+def write(tmp_path, data: bytes, name: str = "x.log") -> str:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def test_gz_and_stdin_same_as_file(tmp_path, monkeypatch):
+    raw = open(fixture("deepspeed/torchrun-childfailed-sigabrt-after-watchdog-simpletuner-759.log"), "rb").read()
+    plain = parse(write(tmp_path, raw))
+    gz = parse(write(tmp_path, gzip.compress(raw), "x.log.gz"))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    std = parse("-")
+    for run in (gz, std):
+        assert [(e.line, e.text, dict(e.data)) for e in run.events] == \
+               [(e.line, e.text, dict(e.data)) for e in plain.events]
+    assert std.source == "<stdin>"
+
+
+def test_crlf_gbk_invalid_utf8(tmp_path):
+    text = ("[WARNING|trainer.py:1] 数据集 警告\r\n" + OVERFLOW + "\r\n").encode("gbk") + DICT + b"\r\n"
+    run = parse(write(tmp_path, text + b"RuntimeError: caf\xe9 \xff\xfe\xc3\r\n"))
+    assert run.lines == 4 and len(run.train_rows()) == 1
+    warn = [e for e in run.events if e.kind == "warning" and e.line == 1]
+    assert warn and "数据集" in warn[0].text  # GBK decoded, evidence readable
+    assert [e.data["next_scale"] for e in run.events if e.data.get("tag") == "overflow"] == [32768.0]
+    err = [e for e in run.events if e.line == 4]
+    assert err and err[0].text.startswith("RuntimeError: caf")
+
+
+def test_single_100mb_line(tmp_path):
+    size = 100 * 1024 * 1024
+    p = tmp_path / "long.log"
+    with open(p, "wb") as fh:
+        fh.write(DICT + b"\n")
+        chunk = b"x" * (1 << 20)
+        for _ in range(size >> 20):
+            fh.write(chunk)
+        fh.write(b" RuntimeError: at the end\n" + DICT + b"\n")
+    run = parse(str(p))
+    assert run.lines == 3 and list(run.train_rows().line) == [1, 3]
+
+
+def test_binary_junk_empty_truncated(tmp_path):
+    junk = bytes(range(256)) * 4000 + b"\x00\x1b[31m" + DICT
+    assert len(parse(write(tmp_path, junk)).train_rows()) == 1
+    empty = parse(write(tmp_path, b"", "empty.log"))
+    assert empty.lines == 0 and empty.frame.empty and empty.events == []
+    cut = parse(write(tmp_path, DICT + b"\n" + DICT[:30], "cut.log"))  # last line cut mid-dict
+    assert cut.lines == 2 and len(cut.train_rows()) == 1
+
+
+def test_out_of_order_buffered_output(tmp_path):
+    # stdout (dicts) and stderr (tqdm, warnings) buffered separately: the dicts arrive in bursts, the
+    # bars later; logged steps keep their order and nothing raises
+    lines = [f'{{"step": {s}, "loss": {3 - s / 10}}}' for s in (3, 1, 2)]
+    run = parse(write(tmp_path, ("\n".join(lines) + "\n").encode()))
+    assert sorted(run.train_rows().step) == [1, 2, 3]
+
+
+def test_lines_across_block_boundaries(tmp_path):
+    # a marker line that straddles the 4 MiB block boundary keeps its physical line number
+    filler = b"." * 99 + b"\n"
+    n = BLOCK // len(filler)
+    data = filler * n + b"x" * 60 + DICT + b"\n" + OVERFLOW.encode() + b"\n"
+    run = parse(write(tmp_path, data))
+    assert list(run.train_rows().line) == [n + 1]
+    assert [e.line for e in run.events] == [n + 2]
+
+
+def test_missing_unreadable_and_empty_dir_exit_2(tmp_path):
+    runner = CliRunner()
+    for target, needle in ((tmp_path / "nope.log", "no such file"), (tmp_path, "holds no logs")):
+        res = runner.invoke(main, ["analyze", str(target)])
+        assert res.exit_code == 2 and needle in res.stderr and str(target) in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    res = runner.invoke(main, ["frame", str(tmp_path / "nope.log")])
+    assert res.exit_code == 2 and "no such file" in res.stderr
+    bad = write(tmp_path, b"\x1f\x8b\x08\x00garbage-not-gzip", "bad.log.gz")
+    with pytest.raises(InputError, match="bad.log.gz"):
+        parse(bad)
+    whole = gzip.compress(b"".join(DICT + b"\n" for _ in range(5000)))
+    cut = parse(write(tmp_path, whole[: len(whole) // 2], "cut.log.gz"))  # copied while being written
+    assert 0 < len(cut.train_rows()) < 5000 and cut.meta["truncated"] is True
+
+
+def test_frame_command_outputs(tmp_path):
+    import pandas as pd
+
+    from logpost.frame import COLUMNS
+
+    runner = CliRunner()
+    log = fixture("deepspeed/healthy-steps-samplespersec-notebook-ds-1825.log")
+    for ext in (".csv", ".parquet", ".json"):
+        out = tmp_path / f"metrics{ext}"
+        res = runner.invoke(main, ["frame", log, "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        assert out.stat().st_size > 0
+    back = pd.read_parquet(tmp_path / "metrics.parquet")
+    for col in COLUMNS:
+        assert str(back[col.name].dtype) == col.dtype, col.name
+    assert list(back.step) == [40, 50, 60]
+    table = pd.read_json(tmp_path / "metrics.json", orient="table")
+    assert list(table.kind) == ["optimizer"] * 3
+    res = runner.invoke(main, ["frame", log])
+    assert res.exit_code == 0 and res.stdout.splitlines()[0].startswith("step,step_source,kind")
+    res = runner.invoke(main, ["frame", log, "-o", str(tmp_path / "m.xlsx")])
+    assert res.exit_code == 2 and "unknown frame format" in res.stderr
+
+
+# ------------------------------------------------------------------------------------ hypothesis
+
+# pieces of real lines, so generated input reaches the parsers' code paths and not only the scanner
+PIECES = [DICT, OVERFLOW.encode(), b"Traceback (most recent call last):", b'  File "a.py", line 1, in f',
+          b"ValueError: x", b"[rank1]: ", b"[default0]:", b"\r", b"\n", b"\r\n", b"\x1b[33m", b"[39m", b"%|###| 3/10 [",
+          b"step=10, skipped=2, lr=[1e-05], mom=[(0.9, 0.999)]", b"exits with return code = -9", b"Killed",
+          b"failed (exitcode: -9) local_rank: 1 (pid: 3)", b"ChildFailedError:", b"Root Cause", b"[0]:",
+          b"  exitcode  : -6 (pid: 5)", b"WorkNCCL(SeqNum=1, OpType=ALLREDUCE, Timeout(ms)=600000) ran for 9 ms",
+          b"Watchdog caught collective operation timeout", b"CUDA out of memory. Tried to allocate 2.00 GiB",
+          b'{"step": 1, "loss": 2}', b"{'loss': nan, 'eval_loss': inf}", b"***** train metrics *****",
+          b"  train_loss = 0.1", b"iteration 5/ 10 | lm loss: 1.0E+00 | elapsed time per iteration (ms): 1 |",
+          b"step: 3  loss: 2.0  memory: 1GiB(1%)", b"\xff\xfe", "数据".encode("gbk"), b"\x00", b"   "]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=40)), max_size=40))
+def test_parse_never_raises_on_bytes(tmp_path, pieces):
+    path = tmp_path / "h.log"
+    data = b"".join(pieces)
+    path.write_bytes(data)
+    if data.startswith(b"\x1f\x8b"):  # claims to be gzip: read what decompresses, or one clear error
+        try:
+            parse(str(path))
+        except InputError as exc:
+            assert "h.log" in str(exc)
+        return
+    run = parse(str(path))
+    assert run.lines >= 0 and len(run.frame.attrs["texts"]) == len(run.frame)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_normaliser_never_raises_on_text(text):
+    for line in split_line(1, text.encode("utf-8", "surrogatepass")):
+        assert line.no == 1 and "\r" not in line.text
+    lift_rank(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=3000), st.integers(min_value=1, max_value=64))
+def test_scanner_line_numbers_match_grep(data, block):
+    """Whatever the bytes and block size, a handed-out line's number is its grep -n number."""
+    markers = (b"E", b"{'")
+    sc = Scanner(io.BytesIO(data), markers, block=block)
+    phys = data.split(b"\n")
+    for no, raw in sc:
+        assert raw == phys[no - 1][: len(raw)]
+    assert sc.lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+
+
+def test_hypothesis_corpus_sanity():
+    # the hypothesis pieces are real: each parses to something on its own
+    assert os.path.exists(fixture("deepspeed/fp16-overflow-hysteresis-startup-ds-931.log"))
+
+
+def test_trainer_state_cut_short(tmp_path):
+    raw = open(fixture("generated/hf_healthy.trainer_state.json"), "rb").read()
+    whole = parse(fixture("generated/hf_healthy.trainer_state.json"))
+    run = parse(write(tmp_path, raw[: len(raw) // 2], "trainer_state.json"))
+    n = len(run.train_rows())
+    assert 0 < n < len(whole.train_rows()) and run.meta["truncated"] is True
+    assert list(run.train_rows().step) == list(whole.train_rows().step[:n])
+
+
+@pytest.mark.parametrize("rel", ["generated/axolotl_dev_model_role.log", "generated/hf_eval_overfit.log",
+                                 "full/hykun1989__360-LLaMA-Factory-grpo__trainer_log.jsonl",
+                                 "deepspeed/hang-at-eval-no-nccl-timeout-bloom176b-chronicles.log",
+                                 "hf/tinyllama-153-fp16-train-metrics-eval-nan.log"])
+def test_packed_records_give_the_same_frame(monkeypatch, rel):
+    """Records packed into typed columns (as in a large log) rebuild exactly the frame of plain dicts."""
+    import pandas as pd
+
+    from logpost.parsers.base import Records
+
+    plain = parse(fixture(rel))
+    monkeypatch.setattr(Records, "BATCH", 3)
+    monkeypatch.setattr(Records, "TAIL", 1)
+    packed = parse(fixture(rel))
+    pd.testing.assert_frame_equal(plain.frame, packed.frame)
+    assert plain.frame.attrs["texts"] == packed.frame.attrs["texts"]
+
+
+def test_packed_mixed_types(tmp_path, monkeypatch):
+    from logpost.parsers.base import Records
+
+    lines = []
+    for i in range(40):
+        if i % 3 == 0:
+            lines.append(f'{{"step": {i}, "loss": {i}, "lr": 0, "note": "x{i}"}}')  # ints and a string
+        elif i % 3 == 1:
+            lines.append(f"{{'loss': nan, 'grad_norm': {i}.5, 'learning_rate': 1e-05, 'epoch': 0.{i}}}")
+        else:
+            lines.append(f"[INFO] [logging.py:96:log_dist] [Rank 0] step={i}, skipped=1, lr=[0.1], mom=[0.9]")
+    text = ("\n".join(lines) + "\n").encode()
+    plain = parse(write(tmp_path, text))
+    monkeypatch.setattr(Records, "BATCH", 4)
+    monkeypatch.setattr(Records, "TAIL", 2)
+    packed = parse(write(tmp_path, text, "p.log"))
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(plain.frame.drop(columns="source"), packed.frame.drop(columns="source"))
+    assert packed.frame.note.dropna().iloc[0] == "x0" and packed.frame.loss.isna().sum() > 0
