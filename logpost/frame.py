@@ -145,8 +145,6 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
     """
     from logpost.model import InputError
 
-    frame = frame.copy()
-    frame.attrs = {}
     if fmt == ".csv":
         return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
     if fmt == ".json":

@@ -135,6 +135,11 @@ class RunLog:
     frameworks: tuple[str, ...]
     lines: int
     step_method: str
+    texts: list[str] = field(default_factory=list)  # evidence text of each frame row, same order
+
+    def text(self, index: int) -> str:
+        """The logged text of frame row ``index`` (its label), for evidence."""
+        return self.texts[index] if 0 <= index < len(self.texts) else ""
 
     @property
     def framework(self) -> str | None:

@@ -403,7 +403,7 @@ def test_run_directory_merges_without_double_steps(tmp_path):
     assert len(tr) == len(state.train_rows()) and not tr.duplicated(["kind", "step"]).any()
     assert set(tr.step_source) == {"logged"}
     assert any(e.data.get("source", "").endswith("debug.log") for e in run.events)
-    assert run.meta["sources"][0].endswith("trainer_state.json") and len(run.frame.attrs["texts"]) == len(run.frame)
+    assert run.meta["sources"][0].endswith("trainer_state.json") and len(run.texts) == len(run.frame)
 
 
 def test_run_directory_without_logs(tmp_path):

@@ -160,7 +160,7 @@ def test_parse_never_raises_on_bytes(tmp_path, pieces):
             assert "h.log" in str(exc)
         return
     run = parse(str(path))
-    assert run.lines >= 0 and len(run.frame.attrs["texts"]) == len(run.frame)
+    assert run.lines >= 0 and len(run.texts) == len(run.frame)
 
 
 @settings(max_examples=200, deadline=None)
@@ -212,7 +212,7 @@ def test_packed_records_give_the_same_frame(monkeypatch, rel):
     monkeypatch.setattr(Records, "TAIL", 1)
     packed = parse(fixture(rel))
     pd.testing.assert_frame_equal(plain.frame, packed.frame)
-    assert plain.frame.attrs["texts"] == packed.frame.attrs["texts"]
+    assert plain.texts == packed.texts
 
 
 def test_packed_mixed_types(tmp_path, monkeypatch):

@@ -148,9 +148,8 @@ def make_run(events=(), records=(), meta=None) -> RunLog:
         rec["nonfinite"] = ",".join(bad) or None
         recs.append(rec)
     frame = build_frame(recs)
-    frame.attrs["texts"] = [str(r) for r in records]
     return RunLog(source="synthetic", frame=frame, events=list(events), meta=meta or {}, frameworks=(),
-                  lines=1000, step_method="logged")
+                  lines=1000, step_method="logged", texts=[str(r) for r in records])
 
 
 def diagnose(run: RunLog, sigs=None):

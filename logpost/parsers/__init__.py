@@ -166,12 +166,11 @@ def finish(out: Builder, lines: int | None) -> RunLog:
     frame = frame_from_columns(columns, n)
     del columns
     frame["source"] = pd.Series([out.source] * len(frame), dtype="string")
-    frame.attrs["texts"] = texts  # evidence text of each row, same order as the frame
     ranked = sorted(out.frameworks.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))
     if out.events_dropped:
         out.meta["events_dropped"] = out.events_dropped
     return RunLog(source=out.source, frame=frame, events=out.events(), meta=out.meta,
-                  frameworks=tuple(k for k, _ in ranked), lines=lines, step_method=method)
+                  frameworks=tuple(k for k, _ in ranked), lines=lines, step_method=method, texts=texts)
 
 
 # ------------------------------------------------------------------------------------ run directories
@@ -232,7 +231,7 @@ def parse_dir(path: str) -> RunLog:
     texts: list[str] = []
     for run in runs:
         frame = run.frame
-        run_texts = list(frame.attrs.get("texts", [""] * len(frame)))
+        run_texts = run.texts or [""] * len(frame)
         keys = list(zip(frame["kind"].fillna(""), frame["step"], strict=False))
         mask = [not (pd.notna(s) and (k, int(s)) in seen) for k, s in keys]
         part = frame[mask]
@@ -241,7 +240,6 @@ def parse_dir(path: str) -> RunLog:
         seen |= {(k, int(s)) for k, s in keys if pd.notna(s)}
     frame = pd.concat([k for k in kept if len(k)], ignore_index=True) if any(len(k) for k in kept) else runs[0].frame
     frame = build_frame(frame.to_dict("records")) if len(frame) else frame
-    frame.attrs["texts"] = texts
     meta: dict[str, Any] = {}
     for run in runs:
         for k, v in run.meta.items():
@@ -254,4 +252,5 @@ def parse_dir(path: str) -> RunLog:
     ranked = sorted(counts.items(), key=lambda kv: (kv[0] not in _WRAPPERS, -kv[1], kv[0]))
     method = next((r.step_method for r in runs if (r.frame["kind"] == "train").any()), runs[0].step_method)
     return RunLog(source=path, frame=frame, events=[e for r in runs for e in r.events], meta=meta,
-                  frameworks=tuple(k for k, _ in ranked), lines=sum(r.lines for r in runs), step_method=method)
+                  frameworks=tuple(k for k, _ in ranked), lines=sum(r.lines for r in runs), step_method=method,
+                  texts=texts)

@@ -184,7 +184,7 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
     ``PNG_DPI`` for the PDF, because WeasyPrint draws SVG element by element in Python (about 0.5 s
     for a 60,000-step chart, a third of the whole PDF) and embeds a PNG in milliseconds.
     """
-    frame = pd.DataFrame(pm.run.frame)  # without attrs: pandas deep-copies them into every derived frame
+    frame = pm.run.frame
     if frame.empty:
         return None
     frame = frame.sort_values(["step", "line"], kind="stable", na_position="last")

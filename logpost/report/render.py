@@ -20,7 +20,6 @@ from logpost.model import InputError, Postmortem, Severity
 from logpost.report.context import (
     Chart,
     ReportContext,
-    bare_frame,
     build_context,
     load_strings,
     num,
@@ -131,7 +130,7 @@ def html_context(pm: Postmortem, lang: str, table: Mapping[str, Mapping[str, str
     ctx = build_context(pm, lang, table)
     wasted_from = ctx.summary.since_step if ctx.summary and ctx.summary.wasted_steps else None
     image = metrics_figure(pm, ctx.langs, table, wasted_from, fmt="png" if media == "print" else "svg")
-    frame = bare_frame(pm)
+    frame = pm.run.frame
     marked = bool(ctx.findings) or bool(frame["nonfinite"].notna().any())
     points = int((frame["kind"] == "train").sum())
     if image is None:

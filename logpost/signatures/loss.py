@@ -34,10 +34,9 @@ def ordered_train(run: RunLog) -> pd.DataFrame:
 
 
 def row_evidence(run: RunLog, rows: pd.DataFrame) -> list[Evidence]:
-    texts = run.meta.get("_texts") or run.frame.attrs.get("texts", [])
     out = []
     for idx, row in rows.iterrows():
-        text = texts[idx] if idx < len(texts) else ""
+        text = run.text(idx)
         line = None if pd.isna(row["line"]) else int(row["line"])
         step = None if pd.isna(row["step"]) else int(row["step"])
         out.append(Evidence(line, text[:500], step))
