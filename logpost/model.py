@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import pandas as pd
@@ -42,7 +42,7 @@ class Severity(IntEnum):
             raise InputError(f"unknown severity {text!r} (choose from {names})") from None
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     FAILED = "failed"  # at least one finding at error or above
     DEGRADED = "degraded"  # warnings only
     HEALTHY = "healthy"  # nothing found, and the log shows a run that trained

@@ -206,9 +206,9 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
             out.append("  " + f.summary[lg])
         out.append("  evidence:")
         for e in f.evidence[:6]:
-            loc = f"line {e.line}" if e.line is not None else "      "
-            stp = f" step {e.step}" if e.step is not None else ""
-            out.append(f"    {loc}{stp}: {_clip(e.text, 150)}")
+            where = " ".join(w for w in (f"line {e.line}" if e.line is not None else "",
+                                         f"step {e.step}" if e.step is not None else "") if w)
+            out.append(f"    {where}: {_clip(e.text, 150)}" if where else f"    - {_clip(e.text, 150)}")
         for lg in langs:
             for i, step in enumerate(f.remediation[lg][:steps], 1):
                 out.append(f"  {i}. {step}")
