@@ -9,7 +9,6 @@ import pytest
 
 from logpost.analyze import Options, analyze
 from logpost.model import LANGS
-from logpost.parsers import parse
 from logpost.signatures.registry import CATALOGUE, load_catalogue
 from tests.conftest import CORPUS
 
@@ -19,25 +18,7 @@ REQUIRED = {"ZERO_LOSS", "NAN_LOSS", "LOSS_SPIKE", "DIVERGENCE", "NO_LEARNING", 
             "CONFIG_ERROR", "ENV_ERROR", "CHECKPOINT_ERROR", "OVERFITTING", "SLOW_THROUGHPUT", "EARLY_TERMINATION"}
 
 
-def ingest_ready() -> bool:
-    """The parser emits DeepSpeed INFO-level OVERFLOW lines as events (the ingestion issue)."""
-    path = CORPUS / "deepspeed" / "fp16-overflow-hysteresis-startup-ds-931.log"
-    return any("OVERFLOW" in e.text for e in parse(str(path)).events)
-
-
-INGEST = ingest_ready()
-
-
-def _marks(case: dict) -> list:
-    """``pending = "ingest"``: xfail until the parser emits the ingestion events; ``pending = "parser"``:
-    the lines are not events or rows in any parser yet (e.g. Axolotl's DEBUG trace), xfail."""
-    pending = case.get("pending")
-    if pending == "parser" or (pending == "ingest" and not INGEST):
-        return [pytest.mark.xfail(reason=f"needs the {pending} to turn these lines into events", strict=False)]
-    return []
-
-
-CASES = [pytest.param(sig.id, i, case, id=f"{sig.id}-{i + 1}-{'pos' if case['found'] else 'neg'}", marks=_marks(case))
+CASES = [pytest.param(sig.id, i, case, id=f"{sig.id}-{i + 1}-{'pos' if case['found'] else 'neg'}")
          for sig in SIGS.values() for i, case in enumerate(sig.tests)]
 
 

@@ -7,7 +7,6 @@ import pytest
 
 from logpost.signatures.scorecard import GOALS, score
 from tests.conftest import CORPUS
-from tests.test_catalogue import INGEST
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +33,14 @@ def test_precision_of_root_signatures(card):
 
 
 def test_floor(card):
-    # measured floors so the catalogue cannot silently regress: before the ingestion events
-    # (DeepSpeed INFO OVERFLOW lines, exit rows, bare warnings) and after them
-    recall, top = (0.81, 0.93) if INGEST else (0.72, 0.87)
-    assert card.recall >= recall and card.top >= top, card.table()
+    # measured floors so the catalogue cannot silently regress (2026-11-28: recall 51/58, top 60/63)
+    assert card.recall >= 0.87 and card.top >= 0.95, card.table()
 
 
-@pytest.mark.xfail(reason="labels whose evidence no parser turns into events yet: Axolotl's DEBUG trace "
-                          "(axo-2089), TRL collator lines (fms-hf-tuning-18), a tqdm s/it (axo-1495), "
-                          "tracebacks cut before the exception (axo-1944, llamafactory-4026), a silent hang "
-                          "(bloom176b); see the closing note", strict=False)
+@pytest.mark.xfail(reason="recall 88% < 95%: labels the log cannot show (tracebacks cut before the exception: "
+                          "axo-1944, llamafactory-4026; a silent hang: bloom176b; ZERO_LOSS predicted from a "
+                          "preprocessing trace: axo-2089) or that the spine rules out on purpose (loss 0 with "
+                          "grad_norm nan is NAN_LOSS: axo-1706; train_loss 0.0063 is not 0: tinyllama-153)",
+                   strict=False)
 def test_goals(card):
     assert card.meets_goals(), card.table()

@@ -26,7 +26,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "id": "id", "severity": "severity", "status": "status", "name": "title",
         "explains": "Explains", "why": "Why it happens", "fix": "What to do", "params": "Parameters",
         "patterns": "Log markers", "samples": "sample", "cases": "Test cases", "found": "found",
-        "not_found": "not found", "pending": {"ingest": "(needs the ingestion events)", "parser": "(the parser does not read these lines yet)"}, "all": "all frameworks",
+        "not_found": "not found", "all": "all frameworks",
         "summary": "Summary template", "field": "reads",
     },
     "zh": {
@@ -37,7 +37,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "id": "ID", "severity": "严重程度", "status": "状态", "name": "标题",
         "explains": "可解释", "why": "原因", "fix": "处理办法", "params": "参数",
         "patterns": "日志标记", "samples": "样例", "cases": "测试用例", "found": "应检出",
-        "not_found": "不应检出", "pending": {"ingest": "（需要 ingest 分支的事件）", "parser": "（解析器暂时还读不到这些行）"}, "all": "所有框架",
+        "not_found": "不应检出", "all": "所有框架",
         "summary": "摘要模板", "field": "匹配字段",
     },
 }
@@ -99,8 +99,7 @@ def render_entry(sig: Signature, lang: str) -> list[str]:
             what = f"`{case['log']}`" if "log" in case else _code(case["text"].strip().splitlines()[-1][:120])
             verdict = t["found"] if case["found"] else t["not_found"]
             note = f" — {case['note']}" if case.get("note") else ""
-            pending = f" {t['pending'][case['pending']]}" if case.get("pending") else ""
-            out.append(f"- {verdict}: {what}{note}{pending}")
+            out.append(f"- {verdict}: {what}{note}")
         out.append("")
     return out
 

@@ -190,8 +190,6 @@ def load_signature(path: Path) -> Signature:
         if not isinstance(case, dict) or not isinstance(case.get("found"), bool) \
                 or sum(isinstance(case.get(k), str) for k in ("log", "text")) != 1:
             raise InputError(f"{where}: tests #{i + 1} needs one of 'log' or 'text' and a boolean 'found'")
-        if case.get("pending") not in (None, "ingest", "parser"):
-            raise InputError(f"{where}: tests #{i + 1}: 'pending' must be \"ingest\" or \"parser\"")
     return Signature(
         id=sig_id, severity=severity, status=status,
         title=_texts(entry, "title", where), summary=_texts(entry, "summary", where),
