@@ -15,7 +15,7 @@ import regex
 
 from logpost.model import Evidence, RunLog, Severity
 from logpost.signatures.loss import LR_BEFORE_STEP, _first, _note, is_rl, ordered_train, row_evidence
-from logpost.signatures.registry import Hit, detector, event_evidence, find_events
+from logpost.signatures.registry import Hit, detector, event_evidence, find_events, fmt_number
 
 OVERFLOW = r"OVERFLOW! Rank \d+ Skipping step|fp16 dynamic loss scale overflow"
 _SCALE = regex.compile(r"Attempted loss scale: (?P<attempted>\d+(?:\.\d+)?)(?:, reducing to (?P<next>\d+(?:\.\d+)?))?")
@@ -169,13 +169,13 @@ def fp16_overflow(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         confidence = max(confidence, params["skipped_confidence"])
         evidence += row_evidence(run, opt.tail(1))
         if mega is not None and opt is mega[1]:
-            en.append(f"Megatron skipped {int(last['skipped_steps'])} iterations in the interval ending at "
-                      f"iteration {int(last['step'])} ({100 * skip_share:.0f}%).")
-            zh.append(f"截至第 {int(last['step'])} 次迭代的这个区间里，Megatron 跳过了 {int(last['skipped_steps'])} 次迭代"
+            en.append(f"Megatron skipped {fmt_number(float(last['skipped_steps']))} iterations in the interval ending at "
+                      f"iteration {fmt_number(float(last['step']))} ({100 * skip_share:.0f}%).")
+            zh.append(f"截至第 {fmt_number(float(last['step']))} 次迭代的这个区间里，Megatron 跳过了 {fmt_number(float(last['skipped_steps']))} 次迭代"
                       f"（{100 * skip_share:.0f}%）。")
         else:
-            en.append(f"DeepSpeed skipped {int(last['skipped_steps'])} of {int(last['step'])} steps.")
-            zh.append(f"DeepSpeed 在 {int(last['step'])} 步里跳过了 {int(last['skipped_steps'])} 步。")
+            en.append(f"DeepSpeed skipped {fmt_number(float(last['skipped_steps']))} of {fmt_number(float(last['step']))} steps.")
+            zh.append(f"DeepSpeed 在 {fmt_number(float(last['step']))} 步里跳过了 {fmt_number(float(last['skipped_steps']))} 步。")
     if lr_warn and (lr_zero or sum(e.count for e in lr_warn) >= params["persistent_lr_warnings"]):
         # the HF warning appears under DeepSpeed when its scheduler has not stepped: every step was skipped
         if not confidence:
