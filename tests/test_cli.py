@@ -91,3 +91,9 @@ def test_signatures_and_explain():
     r = run("explain", "zero_loss", "--lang", "en")
     assert r.exit_code == 0 and "-100" in r.stdout
     assert run("explain", "NOPE").exit_code == 2
+
+
+def test_terminal_in_chinese():
+    r = run("analyze", ZERO, "--lang", "zh")
+    assert r.exit_code == 1 and "结论：失败" in r.stdout and "[严重] ZERO_LOSS" in r.stdout
+    assert "第 769 行" in r.stdout and "verdict" not in r.stdout and "evidence" not in r.stdout

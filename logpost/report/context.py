@@ -98,7 +98,7 @@ class RunSummary:
     loss_last: float | None
     loss_min: float | None
     completed: bool | None
-    step_method: str
+    step_method: Mapping[str, str]  # how steps were placed, per language
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,24 @@ def run_summary(pm: Postmortem) -> RunSummary:
         loss_last=float(losses.iloc[-1]) if len(losses) and not pd.isna(losses.iloc[-1]) else None,
         loss_min=float(finite.min()) if len(finite) else None,
         completed=bool(completed) if completed is not None else None,
-        step_method=run.step_method)
+        step_method=step_method_texts(pm, strings()))
+
+
+def step_method_texts(pm: Postmortem, table: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """How the training records got their steps, said from the frame's ``step_source`` column."""
+    train = pm.run.frame[pm.run.frame["kind"] == "train"]
+    sources = train["step_source"].dropna()
+    if sources.empty:
+        key, kw = "step_method_none", {}
+    else:
+        source = str(sources.mode().iloc[0])
+        steps = train["step"].dropna().astype("int64").sort_values()
+        gaps = steps.diff().dropna()
+        interval = int(gaps[gaps > 0].median()) if (gaps > 0).any() else 1
+        spe = pm.run.meta.get("header", {}).get("steps_per_epoch")
+        key = f"step_method_{source}" if source in ("logged", "epoch", "progress", "interval") else "step_method_ordinal"
+        kw = {"interval": interval, "spe": num(spe) if spe is not None else "?"}
+    return {lg: tr(table, key, lg, **kw) for lg in LANGS}
 
 
 def metrics_rows(pm: Postmortem, limit: int = TABLE_ROWS) -> tuple[MetricsRow, ...]:

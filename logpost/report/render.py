@@ -186,37 +186,46 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
     langs = ctx.langs if lang != "both" else ("en", "zh")
     style = (lambda text, **kw: click.style(text, **kw)) if colour else (lambda text, **kw: text)
     r = ctx.run
+    lg0 = langs[0]
+
+    def say(key: str, *args: Any, **kw: Any) -> str:
+        return translate(key, lg0, *args, **kw)
+
     out = []
     loss = " / ".join(num(v) for v in (r.loss_first, r.loss_last, r.loss_min))
     out.append(style(f"logpost {ctx.version} — {r.source}", bold=True))
-    model = f" · model {r.model}" if r.model else ""
-    steps_seen = f"steps {num(r.first_step)}–{num(r.last_step)}" if r.first_step is not None else "no steps"
-    out.append(f"{r.framework or 'unknown framework'}{model} · {steps_seen} ({r.train_records} training records)"
-               f" · loss first/last/min {loss}")
-    out.append(style(f"verdict: {ctx.verdict.upper()}", fg=_VERDICT_COLOUR[ctx.verdict], bold=True))
+    model = say("term_model", model=r.model) if r.model else ""
+    steps_seen = say("term_steps", first=num(r.first_step), last=num(r.last_step)) if r.first_step is not None \
+        else say("term_no_steps")
+    out.append(say("term_run", framework=r.framework or say("term_unknown_framework"), model=model,
+                   steps=steps_seen, n=r.train_records, loss=loss))
+    verdict = ctx.verdict.upper() if lg0 == "en" else say("verdict_badge_" + ctx.verdict)
+    out.append(style(say("term_verdict", verdict=verdict), fg=_VERDICT_COLOUR[ctx.verdict], bold=True))
     for v in ctx.findings:
         f = v.finding
         out.append("")
-        head = f"[{f.severity.label.upper()}] {f.id}"
-        where = f"confidence {f.confidence:.2f}, step {v.first_step}, line {v.first_line}"
-        out.append(style(head, fg=_SEVERITY_COLOUR[f.severity], bold=True) + f"  {f.title[langs[0]]}  ({where})")
+        sev = f.severity.label.upper() if lg0 == "en" else say("sev_" + f.severity.label)
+        where = say("term_where", confidence=f"{f.confidence:.2f}", step=v.first_step, line=v.first_line)
+        out.append(style(f"[{sev}] {f.id}", fg=_SEVERITY_COLOUR[f.severity], bold=True)
+                   + (f"  {f.title[lg0]}  ({where})" if lg0 == "en" else f"  {f.title[lg0]}（{where}）"))
         if f.explains:
-            out.append(f"  explains: {', '.join(f.explains)}")
+            out.append("  " + say("term_explains", ids=", ".join(f.explains)))
         for lg in langs:
             out.append("  " + f.summary[lg])
-        out.append("  evidence:")
+        out.append("  " + say("term_evidence"))
         for e in f.evidence[:6]:
-            where = " ".join(w for w in (f"line {e.line}" if e.line is not None else "",
-                                         f"step {e.step}" if e.step is not None else "") if w)
-            out.append(f"    {where}: {_clip(e.text, 150)}" if where else f"    - {_clip(e.text, 150)}")
+            where = " ".join(w for w in (say("ev_line", e.line) if e.line is not None else "",
+                                         say("ev_step", e.step) if e.step is not None else "") if w)
+            sep = ": " if lg0 == "en" else "："
+            out.append(f"    {where}{sep}{_clip(e.text, 150)}" if where else f"    - {_clip(e.text, 150)}")
         for lg in langs:
             for i, step in enumerate(f.remediation[lg][:steps], 1):
                 out.append(f"  {i}. {step}")
     if not ctx.findings:
-        out.append(translate("no_findings", langs[0]))
+        out.append(say("no_findings"))
     if ctx.findings:
         out.append("")
-        out.append("full postmortem: logpost analyze LOG -f md -o postmortem.md · logpost explain ID")
+        out.append(say("term_more"))
     return "\n".join(out) + "\n"
 
 
