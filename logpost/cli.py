@@ -219,7 +219,7 @@ def explain(sig_id: str, lang: str | None) -> None:
         click.echo(f"{sig.id} · {sig.severity.label} · {sig.title[lg]}\n")
         click.echo(sig.why[lg] + "\n")
         if sig.consequences:
-            click.echo(("可解释：" if lg == "zh" else "Explains: ") + ", ".join(sig.consequences) + "\n")
+            click.echo(("可一并解释：" if lg == "zh" else "Explains: ") + ", ".join(sig.consequences) + "\n")
         for i, step in enumerate(sig.remediation, 1):
             scope = f" [{', '.join(step.frameworks)}]" if step.frameworks else ""
             click.echo(f"{i}.{scope} {step.text[lg]}")

@@ -200,7 +200,8 @@ def assign_steps(records: list[dict[str, Any]], steps_per_epoch: float | None,
             diffs = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(estimates, estimates[1:], strict=False)
                      if b[0] > a[0]]
             interval = max(1, round(_median(diffs))) if diffs else 1
-            offset = round(_median([e / interval - i for i, e in estimates]))
+            # a train record is logged at global_step >= 1: a bar that lags by one redraw cannot put it at 0
+            offset = max(1, round(_median([e / interval - i for i, e in estimates])))
         elif total_steps and completed and len(train) <= total_steps:
             interval, source = max(1, total_steps // len(train)), "interval"
         for i, r in enumerate(train):

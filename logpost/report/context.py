@@ -392,7 +392,7 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
             say.append(tr(table, "sum_first_action", lg, action=root.remediation[lg][0]))
         others = [f.id for f in pm.findings[1:]]
         if others:
-            say.append(tr(table, "sum_others", lg, n=len(others), ids=", ".join(others)))
+            say.append(tr(table, "sum_others", lg, n=len(others), ids=("、" if lg == "zh" else ", ").join(others)))
         out[lg] = tuple(say)
     train = train_sorted(pm)
     ends = ["–", "–"]

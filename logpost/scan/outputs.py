@@ -102,7 +102,7 @@ def render_table(result: ScanResult, lang: str = "en", colour: bool = False) -> 
         findings = ",".join(r.finding_ids) if r.status == "ok" else _clip(r.error or "", 60)
         steps = f"{r.first_step}–{r.last_step}" if r.first_step is not None else "–"
         loss = "/".join(num(v) for v in (r.loss_first, r.loss_min, r.loss_last)) if r.loss_first is not None else "–"
-        body.append([r.state.upper(), findings or "–", r.framework or "–", steps, loss,
+        body.append([r.state.upper() if lang == "en" else t("scan_verdict_" + r.state), findings or "–", r.framework or "–", steps, loss,
                      (r.modified or "–")[:10], label(r, result.base)])
     widths = [max([_width(h)] + [_width(row[i]) for row in body]) for i, h in enumerate(head)]
     widths[-1] = 0  # the last column is not padded
@@ -119,9 +119,14 @@ def render_table(result: ScanResult, lang: str = "en", colour: bool = False) -> 
     lines = [line(head)]
     lines += [line(cells, r.state) for cells, r in zip(body, result.rows, strict=True)]
     counts = result.counts()
-    summary = ", ".join(f"{counts[v]} {t('scan_verdict_' + v)}" for v in VERDICT_ORDER if counts[v])
+    if lang == "zh":
+        summary = "，".join(f"{counts[v]} 个{t('scan_verdict_' + v)}" for v in VERDICT_ORDER if counts[v])
+        tail = f"：{summary}" if summary else ""
+    else:
+        summary = ", ".join(f"{counts[v]} {t('scan_verdict_' + v)}" for v in VERDICT_ORDER if counts[v])
+        tail = f": {summary}" if summary else ""
     lines.append("")
-    lines.append(t("scan_total").format(len(result.rows)) + (f": {summary}" if summary else ""))
+    lines.append(t("scan_total").format(len(result.rows)) + tail)
     return "\n".join(lines) + "\n"
 
 

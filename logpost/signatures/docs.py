@@ -34,8 +34,8 @@ TEXT: dict[str, dict[str, Any]] = {
         "intro": "本页由 `make docs` 根据 `logpost/signatures/catalogue/*.toml` 生成，请勿手工修改。"
                  "`logpost explain ID --lang zh` 在终端里输出同样的内容。诊断结果按“根因在前”排序："
                  "每个特征列出它能解释的其他特征，报告以能解释其他结果的那一条开头。",
-        "id": "ID", "severity": "严重程度", "status": "状态", "name": "标题",
-        "explains": "可解释", "why": "原因", "fix": "处理办法", "params": "参数",
+        "id": "ID", "severity": "级别", "status": "状态", "name": "标题",
+        "explains": "可一并解释", "why": "原因", "fix": "处理建议", "params": "参数",
         "patterns": "日志标记", "samples": "样例", "cases": "测试用例", "found": "应检出",
         "not_found": "不应检出", "all": "所有框架",
         "summary": "摘要模板", "field": "匹配字段",

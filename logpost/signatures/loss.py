@@ -167,8 +167,8 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     facts = {
         "n_bad": int(bad.sum()),
         "n_rows": len(frame),
-        "what": ", ".join(c for c, m in (("loss", loss_bad & ~empty_labels), ("grad_norm", grad_bad),
-                                          ("eval_loss", eval_bad), ("nan iterations", nan_iters)) if m.any()),
+        "what": [c for c, m in (("loss", loss_bad & ~empty_labels), ("grad_norm", grad_bad),
+                                          ("eval_loss", eval_bad), ("nan iterations", nan_iters)) if m.any()],
         "masked": len(masked),
         "lr_at_first": None if pd.isna(rows.iloc[0]["learning_rate"]) else float(rows.iloc[0]["learning_rate"]),
     }

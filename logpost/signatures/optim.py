@@ -65,7 +65,7 @@ def lr_anomaly(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         _note(hit, f"The learning rate rises on every one of {len(vals)} records until the run ends: warmup is longer "
                    "than the run, so it never trained at the intended rate.",
               f"learning rate 在全部 {len(vals)} 条记录里一直上升直到训练结束：warmup 比整个训练还长，"
-              "从来没有以设定的学习率训练过。")
+              "从来没有在设定的 learning rate 上训练过。")
         return [hit]
     return []
 

@@ -325,7 +325,7 @@ def pattern_hits(run: RunLog, sig: Signature, max_evidence: int = 5) -> list[Hit
                         facts.setdefault(k, v)
                 break
     ranks = sorted({e.rank for e, _ in matched if e.rank is not None})
-    facts["ranks"] = ", ".join(map(str, ranks)) if ranks else None
+    facts["ranks"] = list(ranks) if ranks else None
     evidence = [event_evidence(e) for e, _ in matched[:max_evidence]]
     hit = Hit(evidence=evidence, confidence=best.confidence, first_line=first_event.line, facts=facts,
               severity=max(severities))
@@ -408,7 +408,7 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
     facts = {"first_step": hit.first_step, "first_line": hit.first_line, **hit.facts}
     summary = {}
     for lang in LANGS:
-        text = render_summary(sig.summary[lang], facts)
+        text = render_summary(sig.summary[lang], facts, lang)
         extra = list(hit.notes.get(lang) or [])
         for clue in sig.clues:
             hits = [e for e in run.events if _search(clue.regex, e.text)]
@@ -427,15 +427,18 @@ _OPTIONAL = regex.compile(r"\[\[(.*?)\]\]", regex.S)
 _PLACEHOLDER = regex.compile(r"\{(\w+)\}")
 
 
-def render_summary(template: str, facts: Mapping[str, Any]) -> str:
+def render_summary(template: str, facts: Mapping[str, Any], lang: str = "en") -> str:
     """Fill a summary with a hit's facts. A ``[[...]]`` segment is kept only when every fact it
-    names is known, so a log without ranks or exit codes reads naturally instead of showing "?"."""
+    names is known, so a log without ranks or exit codes reads naturally instead of showing "?".
+    A list-valued fact is joined the way the language lists things (``a, b`` / ``a、b``)."""
 
     def optional(m: Any) -> str:
         names = _PLACEHOLDER.findall(m.group(1))
         return m.group(1) if all(facts.get(n) is not None for n in names) else ""
 
-    return _OPTIONAL.sub(optional, template).format_map(_Facts(facts))
+    sep = "、" if lang == "zh" else ", "
+    joined = {k: sep.join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in facts.items()}
+    return _OPTIONAL.sub(optional, template).format_map(_Facts(joined))
 
 
 class _Facts(dict):  # type: ignore[type-arg]
