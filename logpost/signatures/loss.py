@@ -11,7 +11,7 @@ import pandas as pd
 
 from logpost.frame import logged_nonfinite
 from logpost.model import Evidence, RunLog, Severity
-from logpost.signatures.registry import Hit, detector, event_evidence, find_events
+from logpost.signatures.registry import Hit, detector, find_events
 
 LR_BEFORE_STEP = r"tried to get lr value before scheduler/optimizer started stepping"
 
@@ -381,11 +381,3 @@ def _flat_after_warmup(run: RunLog, params: Mapping[str, Any]) -> Hit | None:
     _note(hit, f"After the learning rate peaked the loss stays flat ({head_m:.4g} -> {tail_m:.4g} over {len(tail)} records).",
           f"learning rate 到峰值之后 loss 基本不动（{len(tail)} 条记录里从 {head_m:.4g} 到 {tail_m:.4g}）。")
     return hit
-
-
-def lr_warnings(run: RunLog) -> list[Any]:
-    return find_events(run, ("lr_before_step",), LR_BEFORE_STEP)
-
-
-def warning_evidence(events: list[Any]) -> list[Evidence]:
-    return [event_evidence(e) for e in events[:2]]
