@@ -80,7 +80,7 @@ def decode(raw: bytes) -> str:
 
 def clean(text: str) -> str:
     """Strip ANSI escapes and control characters (keeping tabs), and bare colour residues."""
-    if _CTRL.search(text):
+    if not text.isprintable() and _CTRL.search(text):  # isprintable: no control character, in C
         text = _ANSI.sub("", text)
     if text.rstrip().endswith("m") and "[" in text[-16:]:
         text = _BARE_SGR_END.sub("", text)
@@ -127,7 +127,7 @@ def split_line(no: int, raw: bytes) -> list[Line]:
     """A physical line as normalised pieces: split on ``\\r``, decoded, cleaned, rank lifted, and a
     tqdm bar glued before a message (no newline between them) cut off."""
     out = []
-    for part in raw.split(b"\r"):
+    for part in raw.split(b"\r") if b"\r" in raw else (raw,):
         if not part.strip():
             continue
         text = clean(decode(part[:MAX_TEXT]))
