@@ -12,6 +12,8 @@ from typing import Any
 from logpost.model import Event, Line
 
 MAX_EVENTS = 5000  # distinct event messages kept; beyond that they are only counted
+# Events that end a run: another run may follow in the same log (its start-up lines are looked for again).
+RUN_END_TAGS = frozenset({"exit", "slurm_cancelled"})
 
 
 class LineParser:
@@ -213,6 +215,12 @@ class Builder:
         rec["_text"] = (text if text is not None else (line.text.strip() if line else ""))[:500]
         rec.update(extra)
         self.records.append(rec)
+        scanner = self.scanner
+        if scanner is not None:
+            if kind == "summary":
+                scanner.run_ended()
+            elif not scanner.started:
+                scanner.training()
         return rec
 
     # ---------------------------------------------------------------- events
@@ -225,6 +233,8 @@ class Builder:
         self.claimed = (line.no, line.text)
         text = (text if text is not None else line.text).strip()
         tag = data.get("tag")
+        if tag in RUN_END_TAGS and self.scanner is not None:
+            self.scanner.run_ended()
         fields = tuple(repr(data.get(f)) for f in FOLD_FIELDS.get(tag, ())) if tag else ()
         key = (kind, _FOLD_DIGITS.sub("#", text[:300]), tag, line.rank if tag else None, fields)
         acc = self._events.get(key)
@@ -279,6 +289,8 @@ class Builder:
 
     def set_meta(self, key: str, value: Any, line: Line | None = None) -> None:
         """Keep the first value of a metadata key, with the line that said it."""
+        if key == "completed" and self.scanner is not None:
+            self.scanner.run_ended()
         if key not in self.meta:
             self.meta[key] = value
             if line is not None:
