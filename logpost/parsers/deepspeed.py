@@ -171,7 +171,8 @@ class DeepSpeedParser(LineParser):
     def _rank(line: Line) -> int | None:
         if line.rank is not None:
             return line.rank
-        m = _DS_RANK.search(line.text)
+        text = line.text
+        m = _DS_RANK.search(text) if "[Rank " in text or "rank:" in text else None
         if m:
             r = int(m.group(1) if m.group(1) is not None else m.group(2))
             return r if r >= 0 else None

@@ -173,8 +173,12 @@ class HFParser(LineParser):
                 if rank is not None and rank != line.rank:
                     continue
             for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
-                desc = clean(decode(part[: m.start(1)])).strip(" |:")
-                desc = lift_rank(desc)[0].strip(" |:") if desc else desc
+                pre = part[: m.start(1)]
+                if pre.strip(b" |:"):  # (a bare bar, the common case, has no description to decode)
+                    desc = clean(decode(pre)).strip(" |:")
+                    desc = lift_rank(desc)[0].strip(" |:") if desc else desc
+                else:
+                    desc = ""
                 # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
                 if desc and not desc.endswith("]"):
                     continue
