@@ -50,3 +50,15 @@ def test_startup_lines_mid_training_are_not_searched(tmp_path):
     run = parse(str(p))
     assert "total_num_tokens" not in run.meta
     assert (run.frame["kind"] == "train").sum() == 20
+
+
+def test_promoted_marker_found_everywhere_once_seen_at_start(tmp_path):
+    # TRL's masking warning, seen in the first 32 MiB, is then looked for everywhere (promote); it is
+    # found in the head through the head candidates, not by a pass of its own
+    warn = (b"/usr/lib/python3.10/site-packages/trl/trainer/utils.py:456: UserWarning: Could not find response key "
+            b"`### Answer:` in the following instance: hello. This instance will be ignored in loss calculation.\n")
+    p = tmp_path / "promote.log"
+    p.write_bytes(dicts(1, 5) + warn + filler(HEAD + (6 << 20)) + warn + dicts(6, 5))
+    run = parse(str(p))
+    (ev,) = [e for e in run.events if e.data.get("tag") == "masked_labels"]
+    assert ev.count == 2 and ev.last_line > HEAD // len(NCCL)

@@ -294,6 +294,7 @@ class Scanner:
         self.remember = remember
         self.counters = counters
         self.promote = tuple(m for m in promote if m not in self.markers)
+        self._head_set = frozenset(head_markers)  # promote markers in it are found through head candidates
         self._anchored = anchored
         self.counts: dict[bytes, int] = dict.fromkeys(counters, 0)  # occurrences in the first HEAD bytes
         self._prev: dict[bytes, list[bytes]] = {m: [] for m in remember}  # last lines holding m, earlier blocks
@@ -347,8 +348,6 @@ class Scanner:
                 for m in self.counters:
                     self.counts[m] += block.count(m)
             head = self._looking = start < self._head_until or (not self.started and start < self._head_max)
-            if head:
-                self._promote(block)
             self._reopened = False
             self._cur = block
             base = yield from self._block(block, base, head)
@@ -366,8 +365,18 @@ class Scanner:
 
     _ended_with_newline = True
 
-    def _promote(self, data: bytes) -> None:
-        found = tuple(m for m in self.promote if m in data)
+    def _promote(self, data: bytes, starts: list[int] | None = None) -> None:
+        """Look for the ``promote`` markers everywhere from now on if ``data`` holds one. ``starts``:
+        the candidate lines of ``data`` for the head markers, which hold every promote marker that is a
+        head marker (7 passes over a 4 MiB block cost more than the rest of the head search)."""
+        if not self.promote:
+            return
+        if starts is None:
+            found = tuple(m for m in self.promote if m in data)
+        else:
+            find = data.find
+            lines = b"\n".join([data[s: e if (e := find(b"\n", s)) != -1 else len(data)] for s in starts])
+            found = tuple(m for m in self.promote if m in (lines if m in self._head_set else data))
         if found:  # a start-up marker seen: look for it everywhere from now on
             self.promote = tuple(m for m in self.promote if m not in found)
             self.markers = tuple(sorted(set(self.markers) | set(found)))
@@ -436,7 +445,9 @@ class Scanner:
 
     def _candidates(self, block: bytes, head: bool) -> list[int]:
         if head:
-            return marked_starts(block, self.groups + self.head_groups, self.literals + self.head_literals)
+            cands = marked_starts(block, self.groups + self.head_groups, self.literals + self.head_literals)
+            self._promote(block, cands)
+            return cands
         return marked_starts(block, self.groups, self.literals)
 
     def marked_parts(self, raw: bytes) -> list[tuple[int, bytes]]:
