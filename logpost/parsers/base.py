@@ -20,8 +20,10 @@ class LineParser:
     """A line parser of the stack.
 
     The scanner hands out the physical lines holding any parser's ``markers`` (literal text; see
-    :func:`logpost.parsers.normalise.plan_markers` for how they are searched), ``head_markers`` within
-    the first 32 MiB (start-up lines: configs, headers, token counts), and the lines some parser asked
+    :func:`logpost.parsers.normalise.plan_markers` for how they are searched), ``head_markers`` while a run
+    may be starting (start-up lines: configs, headers, token counts; the first 32 MiB, stretched until
+    the first metric record and reopened where a run ends: see :class:`~logpost.parsers.normalise.Scanner`),
+    and the lines some parser asked
     to :meth:`Builder.follow`. Every parser sees every such line and must cheaply ignore the rest.
     ``anchored`` maps a marker with no rare byte of its own to a rare byte that always shares its line.
     """
@@ -30,7 +32,7 @@ class LineParser:
     head_markers: tuple[str, ...] = ()
     anchored: dict[str, str] = {}
     remember: tuple[str, ...] = ()  # markers :meth:`Builder.look_back` may search for across blocks
-    promote: tuple[str, ...] = ()  # head markers that, once found in the first 32 MiB, are looked for everywhere
+    promote: tuple[str, ...] = ()  # head markers that, once found in the start-up window, are looked for everywhere
     counters: tuple[str, ...] = ()  # texts counted (not handed out) in the first 32 MiB: Builder.counts
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface

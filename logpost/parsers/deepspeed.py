@@ -114,7 +114,7 @@ class DeepSpeedParser(LineParser):
     markers = (", skipped=", "OVERFLOW!", "overflow!", _MIN_SCALE, _LR_BEFORE, "Killing subprocess",
                "exits with return code", "received SIGTERM", "elapsed time per iteration",
                "loss at iteration")
-    # torchtitan step lines ("memory: 14.58GiB(15.34%)") are looked for once seen in the first 32 MiB
+    # torchtitan step lines ("memory: 14.58GiB(15.34%)") are looked for once seen in the start-up window
     head_markers = ("ZeRO stage", "DeepSpeed info", "GiB(")
     promote = ("GiB(",)
     # markers without a rare byte of their own, and the rare byte always on their line
