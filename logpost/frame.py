@@ -129,8 +129,12 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
 
 def logged_nonfinite(frame: pd.DataFrame, column: str) -> pd.Series:
     """True where ``column`` was logged as nan/inf (as opposed to not logged at all)."""
-    flags = frame["nonfinite"].fillna("")
-    return flags.str.split(",").apply(lambda keys: column in keys).astype(bool)
+    flags = frame["nonfinite"]
+    out = pd.Series(False, index=frame.index, name=flags.name, dtype=bool)
+    logged = flags.notna().to_numpy(dtype=bool)
+    if logged.any():  # only the few rows with a nan/inf are split (a row-wise apply costs ~2 us a row)
+        out.iloc[logged.nonzero()[0]] = [column in keys.split(",") for keys in flags[logged]]
+    return out
 
 
 FRAME_FORMATS = (".csv", ".parquet", ".json")

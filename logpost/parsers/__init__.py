@@ -11,7 +11,6 @@ import io
 import os
 import sys
 import zlib
-from itertools import accumulate
 from typing import Any
 
 import pandas as pd
@@ -104,8 +103,10 @@ def _scan(stream: Any, out: Builder) -> int:
                       promote=promote)
     out.scanner = scanner
     out.counts = {m.decode(): 0 for m in counters}
+    feeds = [p.feed for p in parsers]
     for no, raw in scanner:
-        out.tick()
+        if out._follow:
+            out.tick()
         start = scanner.pos
         crs = raw.count(b"\r") if b"\r" in raw else 0
         if crs <= 1 or scanner.follow:
@@ -117,8 +118,8 @@ def _scan(stream: Any, out: Builder) -> int:
         for offset, piece in pieces:
             for line in split_line(no, piece):
                 scanner.pos = start + offset
-                for parser in parsers:
-                    parser.feed(line, out)
+                for feed in feeds:
+                    feed(line, out)
     out.counts = {m.decode(): n for m, n in scanner.counts.items()}
     for parser in parsers:
         parser.finish(out)
@@ -132,13 +133,13 @@ def _scan(stream: Any, out: Builder) -> int:
 def _unbarred(raw: bytes) -> list[tuple[int, bytes]]:
     """The ``\\r`` parts of a line that are not bare tqdm redraws, with their offsets (parsers find the
     bar before a record with look_back)."""
-    parts = raw.split(b"\r")
-    keep = [i for i, p in enumerate(parts)
-            if not ((p.endswith(b"]") or p.rstrip().endswith(b"]")) and b"%|" in p) and p.strip()]
-    if not keep:
-        return []
-    offsets = list(accumulate((len(p) + 1 for p in parts), initial=0))
-    return [(offsets[i], parts[i]) for i in keep]
+    out = []
+    off = 0
+    for p in raw.split(b"\r"):
+        if not (b"%|" in p and (p.endswith(b"]") or p.rstrip().endswith(b"]"))) and p.strip():
+            out.append((off, p))
+        off += len(p) + 1
+    return out
 
 
 def finish(out: Builder, lines: int | None) -> RunLog:

@@ -19,8 +19,8 @@ _COMPLETED = re.compile(r"Training [Cc]ompleted")
 
 
 class AxolotlParser(LineParser):
-    # Every Axolotl line holds "[axolotl": far too common to be a marker; it and the start-up facts are
-    # looked for in the first 32 MiB only. "Training Completed!!!" / "Training completed! Saving ..."
+    # Every Axolotl line holds "[axolotl": far too common to be a marker; it is counted in the first 32 MiB
+    # and the start-up facts are looked for in the start-up window (Scanner). "Training Completed!!!" / "Training completed! Saving ..."
     markers = ("Training completed", "Training Completed")
     anchored = {"Training completed": "!", "Training Completed": "!"}
     counters = ("[axolotl",)

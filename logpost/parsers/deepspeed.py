@@ -65,6 +65,30 @@ SIGNALS = {1: "SIGHUP", 2: "SIGINT", 4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: 
            11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
 
 
+def _search_from(pattern: re.Pattern[str], text: str, first: int) -> re.Match[str] | None:
+    """``pattern.search(text)`` for a pattern whose every match starts at an occurrence of a literal,
+    the first of which is at ``first`` (-1: none). The regexes start with ``\\b``, which keeps ``re``
+    from skipping ahead to the literal itself (6-7 us a line); ``\\b`` still sees the text before pos."""
+    return None if first == -1 else pattern.search(text, first)
+
+
+# What a _TIMER match holds before its "SamplesPerSec=" (whitespace aside).
+_TIMER_CHARS = frozenset("global_step=RunningAvg0123456789/,")
+
+
+def _timer_match(text: str) -> re.Match[str] | None:
+    """``_TIMER.search(text)``, started near "SamplesPerSec=": a match ends at its first occurrence (a
+    match ending at a later one starts after it) and holds only _TIMER_CHARS and whitespace before it,
+    so it starts after the last other character before that occurrence."""
+    j = text.find("SamplesPerSec=")
+    if j == -1:
+        return None
+    lo = j - 64
+    if lo <= 0 or text[lo - 1] in _TIMER_CHARS or text[lo - 1].isspace():
+        lo = 0  # the run of such characters may go back further: search it all
+    return _TIMER.search(text, lo)
+
+
 def signal_name(code: int | None) -> str | None:
     """``-9`` -> ``SIGKILL`` (Popen return codes are minus the signal)."""
     if code is None or code >= 0:
@@ -90,7 +114,7 @@ class DeepSpeedParser(LineParser):
     markers = (", skipped=", "OVERFLOW!", "overflow!", _MIN_SCALE, _LR_BEFORE, "Killing subprocess",
                "exits with return code", "received SIGTERM", "elapsed time per iteration",
                "loss at iteration")
-    # torchtitan step lines ("memory: 14.58GiB(15.34%)") are looked for once seen in the first 32 MiB
+    # torchtitan step lines ("memory: 14.58GiB(15.34%)") are looked for once seen in the start-up window
     head_markers = ("ZeRO stage", "DeepSpeed info", "GiB(")
     promote = ("GiB(",)
     # markers without a rare byte of their own, and the rare byte always on their line
@@ -171,14 +195,15 @@ class DeepSpeedParser(LineParser):
     def _rank(line: Line) -> int | None:
         if line.rank is not None:
             return line.rank
-        m = _DS_RANK.search(line.text)
+        text = line.text
+        m = _DS_RANK.search(text) if "[Rank " in text or "rank:" in text else None
         if m:
             r = int(m.group(1) if m.group(1) is not None else m.group(2))
             return r if r >= 0 else None
         return None
 
     def _step(self, line: Line, out: Builder) -> None:
-        m = _STEP.search(line.text)
+        m = _search_from(_STEP, line.text, line.text.find("step="))
         if not m:
             return
         out.saw("deepspeed")
@@ -191,12 +216,12 @@ class DeepSpeedParser(LineParser):
         out.follow(self, 1)  # the throughput timer line comes right after
 
     def _timer(self, line: Line) -> None:
-        m = _TIMER.search(line.text)
+        m = _timer_match(line.text)
         rec = self.last_opt
         if not m or rec is None or rec.get("step") != int(m.group(1)):
             return
         rec["samples_per_second"] = _float(m.group(2))
-        mem = _MEM.search(line.text)
+        mem = _search_from(_MEM, line.text, line.text.find("MemAllocated="))
         if mem:
             rec["mem_allocated_gb"] = _float(mem.group(1))
             rec["max_mem_allocated_gb"] = _float(mem.group(2))

@@ -107,7 +107,7 @@ _SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
 
 
 # Label-masking diagnostics: printed while the data is prepared, or by the collator from the first
-# batches on, so they are looked for in the first 32 MiB, and everywhere once seen there.
+# batches on, so they are looked for in the start-up window, and everywhere once seen there.
 MASKING = ("This instance will be ignored in loss calculation", "Could not find response key",
            "Could not find instruction key", "Turn indices: start=-1, end=-1", "Could not find content start boundary",
            "Could not find content end boundary")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from logpost.frame import ALIASES, to_number
@@ -25,6 +26,7 @@ _DICT = re.compile(r"\{\s*'[^{}]*\}")
 _BRACELESS = re.compile(r"^\s*'(?:loss|eval_loss|train_runtime)'\s*:[^{}]*\}")
 _PAIR = re.compile(r"'([^']{1,200})'\s*:\s*('(?:[^'\\]|\\.)*'|\"[^\"]*\"|tensor\([^)]*\)|[^,}]+)")
 _TENSOR = re.compile(r"tensor\(\s*([^,)]+)")
+_intern = sys.intern  # the same few keys on every record: one string each
 METRIC_KEYS = frozenset({"loss", "eval_loss", "train_runtime", "learning_rate", "lr", "grad_norm", "train_loss"})
 
 # tqdm: "  45%|████▌     | 18/40 [00:03<00:05,  4.21it/s]"
@@ -64,11 +66,16 @@ def parse_dict(text: str) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {}
     for key, raw in pairs:
+        try:  # the common case, a bare number: float() is what to_number would end with
+            out[_intern(key)] = float(raw)
+            continue
+        except ValueError:
+            pass
         raw = raw.strip()
         if raw.startswith("tensor("):
             m = _TENSOR.match(raw)
             raw = m.group(1) if m else raw
-        out[key] = to_number(raw)
+        out[_intern(key)] = to_number(raw)
     return out
 
 
@@ -152,7 +159,10 @@ class HFParser(LineParser):
         """The step of the last training bar before this record (same rank), found by look_back on
         the raw bytes (a bar is decoded only when it carries a launcher prefix)."""
         total = out.meta.get("header", {}).get("total_steps")
-        for raw in out.look_back("%|", 4):  # the training bar is printed just before its dict
+        scanner = out.scanner
+        if scanner is None:
+            return None
+        for raw in scanner.look_back(b"%|", 4):  # the training bar is printed just before its dict
             # only the last redraw on each line: the earlier ones are older states of the same bar
             i = raw.rfind(b"%|")
             part = raw[raw.rfind(b"\r", 0, i) + 1:]
@@ -163,8 +173,12 @@ class HFParser(LineParser):
                 if rank is not None and rank != line.rank:
                     continue
             for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
-                desc = clean(decode(part[: m.start(1)])).strip(" |:")
-                desc = lift_rank(desc)[0].strip(" |:") if desc else desc
+                pre = part[: m.start(1)]
+                if pre.strip(b" |:"):  # (a bare bar, the common case, has no description to decode)
+                    desc = clean(decode(pre)).strip(" |:")
+                    desc = lift_rank(desc)[0].strip(" |:") if desc else desc
+                else:
+                    desc = ""
                 # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
                 if desc and not desc.endswith("]"):
                     continue

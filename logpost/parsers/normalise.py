@@ -80,7 +80,7 @@ def decode(raw: bytes) -> str:
 
 def clean(text: str) -> str:
     """Strip ANSI escapes and control characters (keeping tabs), and bare colour residues."""
-    if _CTRL.search(text):
+    if not text.isprintable() and _CTRL.search(text):  # isprintable: no control character, in C
         text = _ANSI.sub("", text)
     if text.rstrip().endswith("m") and "[" in text[-16:]:
         text = _BARE_SGR_END.sub("", text)
@@ -127,7 +127,7 @@ def split_line(no: int, raw: bytes) -> list[Line]:
     """A physical line as normalised pieces: split on ``\\r``, decoded, cleaned, rank lifted, and a
     tqdm bar glued before a message (no newline between them) cut off."""
     out = []
-    for part in raw.split(b"\r"):
+    for part in raw.split(b"\r") if b"\r" in raw else (raw,):
         if not part.strip():
             continue
         text = clean(decode(part[:MAX_TEXT]))
@@ -149,7 +149,8 @@ def split_line(no: int, raw: bytes) -> list[Line]:
 # markers (a C-level ``in`` test on the raw bytes). Markers with no anchor byte get a pass of their own:
 # keep those few and long. Order = preference (rarest first, measured on real logs).
 ANCHORS = (b"!", b"*", b"{", b"K", b"W", b"E")
-HEAD = 1 << 25  # 32 MiB: start-up markers (configs, headers, token counts) are only looked for here
+HEAD = 1 << 25  # 32 MiB: start-up markers (configs, headers, token counts) are looked for here, and see Scanner
+PREAMBLE = 8 * HEAD  # ... and until the first metric record, up to 256 MiB (a long multi-rank preamble)
 
 
 Group = tuple[bytes, tuple[tuple[bytes, tuple[int, ...]], ...], tuple[bytes, ...], frozenset[int] | None]
@@ -266,7 +267,12 @@ class Scanner:
     """Yields ``(line_number, raw_bytes)`` for the physical lines that contain a marker.
 
     Set :attr:`follow` to N from the consumer to receive the next N lines unconditionally.
-    ``head_markers`` are looked for only in the first :data:`HEAD` bytes. Memory is one block plus
+    ``head_markers`` (start-up lines) are looked for while a run may be starting: in the first
+    :data:`HEAD` bytes, and beyond them until the consumer reports the first metric record
+    (:meth:`training`; a long multi-rank preamble) but not past :data:`PREAMBLE` bytes, and again
+    from a run's end (:meth:`run_ended`; a log that concatenates runs) in the same way, counted from
+    there. Start-up markers cost ~4x the other markers, hence the window. ``counters`` are counted in
+    the first :data:`HEAD` bytes only. Memory is one block plus
     one over-long line at most. :meth:`look_back` finds earlier lines holding a marker (the last tqdm
     bar before a metric dict) without making every such line a candidate.
     """
@@ -288,12 +294,33 @@ class Scanner:
         self.remember = remember
         self.counters = counters
         self.promote = tuple(m for m in promote if m not in self.markers)
+        self._head_set = frozenset(head_markers)  # promote markers in it are found through head candidates
         self._anchored = anchored
         self.counts: dict[bytes, int] = dict.fromkeys(counters, 0)  # occurrences in the first HEAD bytes
         self._prev: dict[bytes, list[bytes]] = {m: [] for m in remember}  # last lines holding m, earlier blocks
         self.last_line: dict[bytes, tuple[int, bytes]] = {}  # the source's last line holding m: (number, raw)
         self._cur = b""
         self.pos = 0  # offset in the current block of the line being handed out
+        self.started = False  # a metric record seen since the source (or the last run) started
+        self._head_until = HEAD  # start-up markers are looked for at least up to this source offset,
+        self._head_max = PREAMBLE  # and up to this one while no metric record has been seen
+        self._block_end = 0  # source offset of the end of the current block
+        self._looking = False  # the current block is searched for start-up markers
+        self._reopened = False  # a run ended in the current block: search its rest for start-up markers
+
+    def training(self) -> None:
+        """The consumer saw a metric record: the run has started (start-up markers past :data:`HEAD`
+        are no longer looked for)."""
+        self.started = True
+
+    def run_ended(self) -> None:
+        """The consumer saw a run end (summary, exit code): another run may follow in the same log, so
+        start-up markers are looked for again, for at least :data:`HEAD` bytes and until its first record."""
+        self.started = False
+        self._head_until = max(self._head_until, self._block_end + HEAD)
+        self._head_max = max(self._head_max, self._block_end + PREAMBLE)
+        if not self._looking:
+            self._reopened = True
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         carry = b""
@@ -315,15 +342,13 @@ class Scanner:
                 block, carry = carry, b""
                 if not block:
                     break
-            head = self.bytes - len(carry) - len(block) < HEAD
-            if head:
+            start = self.bytes - len(carry) - len(block)
+            self._block_end = start + len(block)
+            if start < HEAD:
                 for m in self.counters:
                     self.counts[m] += block.count(m)
-                found = tuple(m for m in self.promote if m in block)
-                if found:  # a start-up marker seen: look for it everywhere from now on
-                    self.promote = tuple(m for m in self.promote if m not in found)
-                    self.markers = tuple(sorted(set(self.markers) | set(found)))
-                    self.groups, self.literals = plan_markers(self.markers, self._anchored)
+            head = self._looking = start < self._head_until or (not self.started and start < self._head_max)
+            self._reopened = False
             self._cur = block
             base = yield from self._block(block, base, head)
             self._remember_tail(block)
@@ -339,6 +364,23 @@ class Scanner:
         self.lines = base - 1 + (0 if self._ended_with_newline else 1)
 
     _ended_with_newline = True
+
+    def _promote(self, data: bytes, starts: list[int] | None = None) -> None:
+        """Look for the ``promote`` markers everywhere from now on if ``data`` holds one. ``starts``:
+        the candidate lines of ``data`` for the head markers, which hold every promote marker that is a
+        head marker (7 passes over a 4 MiB block cost more than the rest of the head search)."""
+        if not self.promote:
+            return
+        if starts is None:
+            found = tuple(m for m in self.promote if m in data)
+        else:
+            find = data.find
+            lines = b"\n".join([data[s: e if (e := find(b"\n", s)) != -1 else len(data)] for s in starts])
+            found = tuple(m for m in self.promote if m in (lines if m in self._head_set else data))
+        if found:  # a start-up marker seen: look for it everywhere from now on
+            self.promote = tuple(m for m in self.promote if m not in found)
+            self.markers = tuple(sorted(set(self.markers) | set(found)))
+            self.groups, self.literals = plan_markers(self.markers, self._anchored)
 
     def _read(self) -> bytes:
         """Up to one block; a .gz cut short (copied while being written) yields what decompresses."""
@@ -403,7 +445,9 @@ class Scanner:
 
     def _candidates(self, block: bytes, head: bool) -> list[int]:
         if head:
-            return marked_starts(block, self.groups + self.head_groups, self.literals + self.head_literals)
+            cands = marked_starts(block, self.groups + self.head_groups, self.literals + self.head_literals)
+            self._promote(block, cands)
+            return cands
         return marked_starts(block, self.groups, self.literals)
 
     def marked_parts(self, raw: bytes) -> list[tuple[int, bytes]]:
@@ -442,6 +486,15 @@ class Scanner:
             self.pos = s
             yield no, block[s:e]
             pos = e + 1
+            if self._reopened:  # a run ended on this line: the rest of the block may start the next one
+                self._reopened = False
+                self._looking = True
+                rest = block[pos:]
+                self._promote(rest)
+                extra = [pos + x for x in marked_starts(rest, self.groups + self.head_groups,
+                                                         self.literals + self.head_literals)]
+                cands = sorted(set(cands[ci:]) | set(extra))
+                ci = 0
         return no + count(b"\n", off, n)
 
 

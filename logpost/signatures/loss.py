@@ -201,7 +201,8 @@ def finite_losses(run: RunLog) -> pd.DataFrame:
     """Training records with a finite loss, in step order."""
     frame = ordered_train(run)
     bad = logged_nonfinite(frame, "loss")
-    return frame[frame["loss"].notna() & ~bad & frame["loss"].apply(lambda v: math.isfinite(v))]
+    finite = pd.Series(np.isfinite(frame["loss"].to_numpy(dtype="float64", na_value=np.nan)), index=frame.index)
+    return frame[frame["loss"].notna() & ~bad & finite]
 
 
 @detector("LOSS_SPIKE")

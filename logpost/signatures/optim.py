@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import regex
 
@@ -23,7 +24,8 @@ LOSS_SCALE_MIN = r"Current loss scale already at minimum"
 
 
 def _finite(series: pd.Series) -> pd.Series:
-    return series[series.notna() & series.apply(lambda v: math.isfinite(v))]
+    finite = np.isfinite(series.to_numpy(dtype="float64", na_value=np.nan))
+    return series[series.notna() & pd.Series(finite, index=series.index)]
 
 
 @detector("LR_ANOMALY")

@@ -226,6 +226,20 @@ def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: 
     return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count, exclude)
 
 
+_BUILTIN: dict[Path, tuple[tuple[int, int], Signature]] = {}
+
+
+def _builtin(path: Path) -> Signature:
+    """A built-in signature, parsed (and its regexes compiled) once per process while its file is
+    unchanged: a batch scan calls :func:`load_catalogue` once per log."""
+    st = path.stat()
+    key = (st.st_mtime_ns, st.st_size)
+    cached = _BUILTIN.get(path)
+    if cached is None or cached[0] != key:
+        cached = _BUILTIN[path] = (key, load_signature(path))
+    return cached[1]
+
+
 def load_catalogue(extra_dirs: Iterable[str] = ()) -> dict[str, Signature]:
     """The built-in catalogue plus user rule folders (a user file may replace a built-in id)."""
     from logpost.signatures import distributed, lifecycle, loss, optim  # noqa: F401  - registers the detectors
@@ -235,7 +249,7 @@ def load_catalogue(extra_dirs: Iterable[str] = ()) -> dict[str, Signature]:
         if not folder.is_dir():
             raise InputError(f"{folder}: rules folder not found")
         for path in sorted(folder.glob("*.toml")):
-            sig = load_signature(path)
+            sig = _builtin(path) if folder is CATALOGUE else load_signature(path)
             if folder is not CATALOGUE and not sig.patterns and sig.id not in _DETECTORS:
                 raise InputError(f"{path}: a user rule needs [[patterns]] (no detector exists for {sig.id})")
             if sig.id in sigs:  # a user file replacing a built-in keeps the detector's default params
