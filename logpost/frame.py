@@ -166,11 +166,6 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
     raise InputError(f"unknown frame format {fmt!r} (choose from {', '.join(FRAME_FORMATS)})")
 
 
-def schema_table() -> list[tuple[str, str, str, str]]:
-    """The declared schema as rows (name, dtype, unit, help), for docs and ``logpost frame``."""
-    return [(c.name, c.dtype, c.unit, c.help) for c in COLUMNS]
-
-
 # --------------------------------------------------------------------------- step derivation
 
 

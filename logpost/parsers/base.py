@@ -169,16 +169,6 @@ class Records:
                     out[k][i] = v
         return out
 
-    def drain(self) -> Iterator[dict[str, Any]]:
-        """Like iterating, but each batch is released once handed out (the store ends empty)."""
-        batches, self._batches = self._batches, []
-        batches.reverse()
-        while batches:
-            yield from self._unpack(batches.pop())
-        tail, self._tail = self._tail, []
-        self._n = 0
-        yield from tail
-
 
 class Builder:
     """Collects records (metric rows), events and run metadata while a source is read."""
