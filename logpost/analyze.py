@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from logpost.model import Finding, InputError, Postmortem, RunLog, Severity, Verdict
 from logpost.parsers import parse
@@ -79,7 +79,7 @@ def order(findings: Iterable[Finding], consequences: dict[str, tuple[str, ...]])
         frontier = nxt
     for i in ids:  # a pure cycle with no root left: treat its members as roots
         depth.setdefault(i, 0)
-    linked = [Finding(**{**f.__dict__, "explains": tuple(edges[f.id])}) for f in found]
+    linked = [replace(f, explains=tuple(edges[f.id])) for f in found]
     return sorted(linked, key=lambda f: (depth[f.id], -int(f.severity), -f.confidence,
                                          f.first_line if f.first_line is not None else 1 << 62, f.id))
 
