@@ -420,3 +420,23 @@ def test_detectors_never_raise(records, events):
 def test_lr_zero_on_deepspeed_step_lines():
     rows = [{"kind": "optimizer", "step": s, "skipped_steps": 0.0, "learning_rate": 0.0} for s in (10, 20, 30, 40)]
     assert "LR_ANOMALY" in [f.id for f in diagnose(make_run(records=rows))[0]]
+
+
+def test_zero_loss_predicted_from_axolotl_trace_only_when_no_turn_has_boundaries(tmp_path):
+    pm = analyze(fixture("axolotl/axo-2089-chat-template-turn-indices-minus1-all-masked.log"))
+    assert [f.id for f in pm.findings] == ["TOKENIZER_ERROR", "ZERO_LOSS"]
+    f = pm.findings[1]
+    assert f.first_line == 3 and f.confidence < 0.7 and "predicted" in f.summary["en"]
+    # one turn found its boundaries: part of the data is trained, so nothing is predicted
+    text = open(fixture("axolotl/axo-2089-chat-template-turn-indices-minus1-all-masked.log")).read()
+    p = tmp_path / "partial.log"
+    p.write_text(text + "[tokenize_prompt:296] Turn indices: start=12, end=30\n")
+    assert "ZERO_LOSS" not in [f.id for f in analyze(str(p)).findings]
+
+
+def test_direct_marker_alone_reads_without_placeholders(tmp_path):
+    p = tmp_path / "direct.log"
+    p.write_text("[2025-01-01 10:00:00,001] [DEBUG] [axolotl.utils.trainer.calculate_total_num_steps:404] "
+                 "[PID:1] [RANK:0] total_supervised_tokens: 0\n")
+    f = analyze(str(p)).findings[0]
+    assert f.id == "ZERO_LOSS" and f.summary["en"].startswith("Axolotl counted") and "?" not in f.summary["en"]

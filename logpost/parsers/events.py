@@ -109,7 +109,7 @@ _SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
 # Label-masking diagnostics: printed while the data is prepared, or by the collator from the first
 # batches on, so they are looked for in the start-up window, and everywhere once seen there.
 MASKING = ("This instance will be ignored in loss calculation", "Could not find response key",
-           "Could not find instruction key", "Turn indices: start=-1, end=-1", "Could not find content start boundary",
+           "Could not find instruction key", "Turn indices: start=", "Could not find content start boundary",
            "Could not find content end boundary")
 
 
@@ -256,6 +256,9 @@ class EventParser(LineParser):
     # ------------------------------------------------------------------------------ level lines
     def _level(self, line: Line, out: Builder) -> None:
         text = line.text
+        if "Turn indices: start=" in text and "start=-1" not in text:
+            out.event("info", line, tag="turn_indices")  # a turn whose boundaries were found: it is trained
+            return
         if ("ould not find" in text or "Turn indices" in text or "ignored in loss" in text) and \
                 any(m in text for m in MASKING):
             out.event("warning", line, tag="masked_labels")

@@ -94,8 +94,17 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
             # a loss that shrank to 0.0x before printing 0.0 converged (or overfit); 4.x rounds to 4 decimals
             converged = bool(math.isfinite(prev) and prev < params["converged_below"])
         series_hit = tail.mean() >= params["min_zero_share"] and lr_moves and not converged
-    if not series_hit and not direct:
+    # Axolotl's chat_template debug trace: every trained turn without boundaries, none with them
+    masked_turns = [e for e in run.events if e.data.get("tag") == "masked_labels" and "start=-1" in e.text]
+    n_masked = sum(e.count for e in masked_turns)
+    predicted = (not series_hit and not direct and not frame["loss"].notna().any()
+                 and n_masked >= params["min_masked_turns"]
+                 and not any(e.data.get("tag") == "turn_indices" for e in run.events))
+    if not series_hit and not direct and not predicted:
         return []
+    if predicted:
+        evidence.append(Evidence(masked_turns[0].line, masked_turns[0].text[:500]))
+        direct = params["predicted_confidence"]
 
     zrows = frame[zero] if series_hit else frame.iloc[0:0]
     if series_hit:
@@ -107,7 +116,7 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     lr_vals = zrows["learning_rate"].dropna() if series_hit else frame["learning_rate"].dropna()
     grad_present = bool(zrows["grad_norm"].notna().any()) if series_hit else False
     facts.update({
-        "n_zero": n_zero if series_hit else 0,
+        "n_zero": n_zero if series_hit else None,
         "n_rows": len(frame),
         "lr_first": float(lr_vals.iloc[0]) if len(lr_vals) else None,
         "lr_max": float(lr_vals.max()) if len(lr_vals) else None,
@@ -126,6 +135,13 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     if series_hit and not grad_present:
         hit.notes["en"].append("grad_norm is not logged, so the zero gradient is inferred from the loss alone.")
         hit.notes["zh"].append("日志里没有 grad_norm，梯度为零是仅凭 loss 推断的。")
+    if predicted:
+        hit.notes["en"].append(
+            f"No training metrics in this log yet: predicted from the preprocessing trace ({n_masked} turns, "
+            "none with a boundary), training on this data logs loss 0 and grad_norm 0 from the first step.")
+        hit.notes["zh"].append(
+            f"这份日志里还没有训练指标：这是根据预处理调试输出推断的（{n_masked} 个轮次，没有一个找到边界），"
+            "用这份数据训练，会从第一步起 loss 和 grad_norm 都为 0。")
     if sup == 0:
         hit.notes["en"].append("Axolotl counted total_supervised_tokens: 0 before training: no label is != -100.")
         hit.notes["zh"].append("Axolotl 在训练前统计到 total_supervised_tokens: 0，即没有任何 label != -100。")

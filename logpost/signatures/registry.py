@@ -429,7 +429,7 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
             if hits:
                 count, line = sum(e.count for e in hits), min(e.line for e in hits)
                 extra.append(clue.note[lang].format_map(_Facts({"count": count, "line": line})))
-        summary[lang] = ("" if lang == "zh" else " ").join([text, *extra])
+        summary[lang] = ("" if lang == "zh" else " ").join(p for p in (text, *extra) if p)
     return Finding(
         id=sig.id, severity=hit.severity or sig.severity, confidence=max(0.0, min(1.0, hit.confidence)),
         title=sig.title, summary=summary, why=sig.why,
