@@ -218,7 +218,7 @@ def assign_steps(records: list[dict[str, Any]], steps_per_epoch: float | None,
     for r in records:
         if r.get("step") is not None:
             last_step = int(r["step"])
-            r.setdefault("step_source", "logged")
+            r["step_source"] = r.get("step_source") or "logged"
         else:
             if r.get("kind") == "summary" and total_steps and completed:
                 r["step"] = max(total_steps, last_step or 0)

@@ -128,3 +128,24 @@ def test_steps_from_lagging_bar_start_at_one(path, last):
     # the tqdm bar drawn before a dict can lag one redraw behind; a train record is never at step 0
     train = parse(fixture(path)).train_rows()
     assert list(train.step[:3]) == [1, 2, 3] and train.step.iloc[-1] == last
+
+
+def test_tqdm_postfix_metrics_of_a_custom_loop(tmp_path):
+    # accelerate/diffusers loops show their loss in the bar's postfix; one record per bar position
+    run = parse(fixture("deepspeed/fp16-overflow-to-1-nan-loss-accelerate-faithdiff-34.log"))
+    train = run.train_rows()
+    assert list(train.step) == [16, 17] and set(train.step_source) == {"progress"} and list(train.line) == [2, 3]
+    assert logged_nonfinite(train, "loss").all() and (train.learning_rate == 0).all()
+    p = tmp_path / "loop.log"
+    bars = "".join(f"\rSteps: {i}%|#| {i}/100 [00:0{i % 10}<01:00, 1.0it/s, loss={2.0 / i:.3f}, lr=1e-05]"
+                   for i in (1, 1, 2, 2, 3))
+    p.write_text(bars + "\nValidation: 100%|#| 5/5 [00:01<00:00, 5.0it/s, loss=9.9]\n")
+    train = parse(str(p)).train_rows()
+    assert list(train.step) == [1, 2, 3] and train.loss.iloc[0] == 2.0
+
+
+def test_analyze_faithdiff_overflow_explains_nan():
+    from logpost.analyze import analyze
+
+    ids = [f.id for f in analyze(fixture("deepspeed/fp16-overflow-to-1-nan-loss-accelerate-faithdiff-34.log")).findings]
+    assert ids[0] == "FP16_OVERFLOW" and "NAN_LOSS" in ids

@@ -131,12 +131,13 @@ def _scan(stream: Any, out: Builder) -> int:
 
 
 def _unbarred(raw: bytes) -> list[tuple[int, bytes]]:
-    """The ``\\r`` parts of a line that are not bare tqdm redraws, with their offsets (parsers find the
-    bar before a record with look_back)."""
+    """The ``\\r`` parts of a line that are not bare tqdm redraws (a bar whose postfix shows a loss is
+    kept), with their offsets (parsers find the bar before a record with look_back)."""
     out = []
     off = 0
     for p in raw.split(b"\r"):
-        if not (b"%|" in p and (p.endswith(b"]") or p.rstrip().endswith(b"]"))) and p.strip():
+        bare_bar = b"%|" in p and p.rstrip().endswith(b"]") and b"loss=" not in p  # a postfix can hold metrics
+        if not bare_bar and p.strip():
             out.append((off, p))
         off += len(p) + 1
     return out
@@ -151,7 +152,7 @@ def finish(out: Builder, lines: int | None) -> RunLog:
     total = header.get("total_steps") or out.meta.get("max_steps")
     # Steps are derived on light copies (kind, step, epoch, progress); the frame is then built column by
     # column from the compact records, so the peak stays near the size of the records themselves.
-    light = list(out.records.light(("kind", "step", "epoch", "_progress")))
+    light = list(out.records.light(("kind", "step", "epoch", "_progress", "step_source")))
     method = assign_steps(light, header.get("steps_per_epoch"), int(total) if total else None, completed)
     n = len(light)
     step = [r.get("step") for r in light]

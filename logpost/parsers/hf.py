@@ -36,6 +36,9 @@ _RATE = re.compile(r"([\d.]+)\s*(s/it|it/s)")
 _BAR_B = re.compile(rb"(?:^|[\s|:])(\d{1,3})%\|[^|]*\|\s*(\d+)/(\d+)\s*\[")
 # first bytes of a launcher prefix ("[rank1]:", "(job, pid=1)", "3: ", "host: "); a bar starts otherwise
 _PREFIX_START = tuple(bytes([c]) for c in b"[(0123456789 abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# a custom loop's bar with its postfix: "Steps:  0%|▏ | 16/6000 [00:55<4:54:46,  2.96s/it, lr=0, loss=0.3]"
+_POSTFIX_BAR = re.compile(r"(\d+)/(\d+)\s*\[[^\]]*?,\s*([A-Za-z_][\w/.]*=[^\]]*)\]")
+_EVAL_BAR = re.compile(r"(?i)\b(?:eval|val|valid|validation|test)\w*\s*:?\s*\d{1,3}%\|")
 _BAR_DESC = re.compile(r"([^\s|%][^|%]*?):?\s*\d{1,3}%\|")
 
 _HEADER = re.compile(
@@ -111,7 +114,7 @@ class HFParser(LineParser):
     # look_back. Header lines are followed after "***** Running training *****".
     # A paste that lost the opening brace ("'loss': 1.2, ...}") is read on the first line of a source,
     # which the scanner always hands out (where pastes are cut); a quoted key alone would need a pass.
-    markers = ("{'", "*****")
+    markers = ("{'", "*****", "loss=")
     head_markers = ("Total optimization steps", "trainable params", "name_or_path")
     remember = ("%|",)
 
@@ -119,6 +122,7 @@ class HFParser(LineParser):
         self.table: dict[str, Any] | None = None
         self.table_kind = ""
         self.table_line: Line | None = None
+        self.postfix_step: dict[int | None, int] = {}  # last bar position recorded from a postfix, per rank
 
     def feed(self, line: Line, out: Builder) -> None:
         text = line.text
@@ -132,6 +136,8 @@ class HFParser(LineParser):
             self._close_table(out)
         if "{'" in text or text.lstrip().startswith("'"):
             self._dicts(line, out)
+        if "loss=" in text and "%|" in text:
+            self._postfix(line, out)
         if "*****" in text:
             if "Running training" in text:
                 out.saw("hf", 2)
@@ -207,6 +213,30 @@ class HFParser(LineParser):
             if kind == "summary":
                 out.set_meta("summary_line", line.no, line)
                 out.set_meta("completed", True, line)
+
+    def _postfix(self, line: Line, out: Builder) -> None:
+        """Metrics a training loop shows in its tqdm postfix (accelerate/diffusers scripts): one train
+        record per bar position, at the step the bar shows (the first redraw at that position)."""
+        m = _POSTFIX_BAR.search(line.text)
+        if not m or _EVAL_BAR.search(line.text[: m.start()]):
+            return
+        step = int(m.group(1))
+        if self.postfix_step.get(line.rank) == step:
+            return
+        pairs = {}
+        for item in m.group(3).split(","):
+            key, sep, raw = item.strip().partition("=")
+            if sep and key:
+                pairs[_intern(key)] = to_number(raw)
+        if not any(k == "loss" or k.endswith("loss") for k in pairs):
+            return
+        self.postfix_step[line.rank] = step
+        values = metric_values(pairs)
+        named = [k for k in pairs if k.endswith("loss") and k != "loss"]
+        if "loss" not in values and len(named) == 1:  # the loop's one loss, whatever it is called
+            values["loss"] = pairs[named[0]]
+        values["step_source"] = "progress"
+        out.record("train", values, line, step=step, text=m.group(0))
 
     def _close_table(self, out: Builder) -> None:
         table, kind, line = self.table, self.table_kind, self.table_line

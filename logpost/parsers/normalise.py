@@ -135,6 +135,8 @@ def split_line(no: int, raw: bytes) -> list[Line]:
         if "%|" in text:
             m = _TQDM_HEAD.match(text)
             if m:
+                if "loss=" in m.group(0):  # a custom loop's bar carries its metrics in the postfix
+                    out.append(Line(no, m.group(0).rstrip(), rank))
                 text, rank2 = lift_rank(text[m.end():])
                 rank = rank if rank2 is None else rank2
         if text.strip():
