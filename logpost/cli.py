@@ -65,6 +65,14 @@ def emit(text: str | bytes, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+def signature_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--select / --ignore / --rules, shared by analyze and scan."""
+    fn = click.option("--rules", "rules", multiple=True, type=click.Path(),
+                      help="Folder of extra TOML rules (repeatable).")(fn)
+    fn = click.option("--ignore", default=None, help="Skip these signature ids (comma-separated).")(fn)
+    return click.option("--select", default=None, help="Only these signature ids (comma-separated).")(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="logpost")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
@@ -88,9 +96,7 @@ def main(debug: bool) -> None:
               help="Write to this file (atomically) instead of stdout.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True,
               help="Exit 1 when a finding is at or above this severity.")
-@click.option("--select", default=None, help="Only these signature ids (comma-separated).")
-@click.option("--ignore", default=None, help="Skip these signature ids (comma-separated).")
-@click.option("--rules", "rules", multiple=True, type=click.Path(), help="Folder of extra TOML rules (repeatable).")
+@signature_options
 @click.option("--config", "config", default=None, type=click.Path(),
               help="The run's Axolotl config: check it against its data to name the cause of a zero loss.")
 @click.option("--color/--no-color", default=None, help="Colour the terminal output [default: when a TTY].")
@@ -248,9 +254,7 @@ def explain(sig_id: str, lang: str | None) -> None:
               help="Language [default: both for md/html and reports, the locale's for the terminal].")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True,
               help="Exit 1 when a listed run has a finding at or above this severity.")
-@click.option("--select", default=None, help="Only these signature ids (comma-separated).")
-@click.option("--ignore", default=None, help="Skip these signature ids (comma-separated).")
-@click.option("--rules", "rules", multiple=True, type=click.Path(), help="Folder of extra TOML rules (repeatable).")
+@signature_options
 @click.option("--color/--no-color", default=None, help="Colour the terminal table [default: when a TTY].")
 @handle_errors
 def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, no_db: bool, jobs: int | None,

@@ -15,6 +15,7 @@ from typing import Any
 import regex
 
 from logpost.model import Event, RunLog
+from logpost.signatures.loss import _note
 from logpost.signatures.registry import Hit, detector, event_evidence
 
 _EXIT = regex.compile(
@@ -94,11 +95,11 @@ def nccl_timeout_from_abort(run: RunLog, params: Mapping[str, Any]) -> Iterable[
     x = aborted[0]
     hit = Hit(evidence=[event_evidence(k.event) for k in aborted[:3]], confidence=params["sigabrt_confidence"],
               first_line=x.event.line, facts={"code": x.code, "signal": x.signal_name, "rank": _rank(x)})
-    hit.notes["en"].append("Inferred from the exit code: a worker was aborted (SIGABRT, -6), which is how the NCCL "
-                           "watchdog ends a process after a collective timed out. Look for the watchdog lines of the "
-                           "other ranks to confirm.")
-    hit.notes["zh"].append("这是从退出码推断的：有 worker 被 abort（SIGABRT，-6），NCCL watchdog 在集合通信超时后"
-                           "就是这样结束进程的。可以在其他 rank 的日志里找 watchdog 的报错来确认。")
+    _note(hit, "Inferred from the exit code: a worker was aborted (SIGABRT, -6), which is how the NCCL "
+          "watchdog ends a process after a collective timed out. Look for the watchdog lines of the "
+          "other ranks to confirm.",
+          "这是从退出码推断的：有 worker 被 abort（SIGABRT，-6），NCCL watchdog 在集合通信超时后"
+          "就是这样结束进程的。可以在其他 rank 的日志里找 watchdog 的报错来确认。")
     return [hit]
 
 

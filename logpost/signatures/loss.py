@@ -133,27 +133,25 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
               first_line=_first(first, "line") if series_hit else (evidence[0].line if evidence else None),
               facts=facts)
     if series_hit and not grad_present:
-        hit.notes["en"].append("grad_norm is not logged, so the zero gradient is inferred from the loss alone.")
-        hit.notes["zh"].append("日志里没有 grad_norm，梯度为零是仅凭 loss 推断的。")
+        _note(hit, "grad_norm is not logged, so the zero gradient is inferred from the loss alone.",
+              "日志里没有 grad_norm，梯度为零是仅凭 loss 推断的。")
     if predicted:
-        hit.notes["en"].append(
-            f"No training metrics in this log yet: predicted from the preprocessing trace ({n_masked} turns, "
-            "none with a boundary), training on this data logs loss 0 and grad_norm 0 from the first step.")
-        hit.notes["zh"].append(
-            f"这份日志里还没有训练指标：这是根据预处理调试输出推断的（{n_masked} 个轮次，没有一个找到边界），"
-            "用这份数据训练，会从第一步起 loss 和 grad_norm 都为 0。")
+        _note(hit, f"No training metrics in this log yet: predicted from the preprocessing trace ({n_masked} turns, "
+              "none with a boundary), training on this data logs loss 0 and grad_norm 0 from the first step.",
+              f"这份日志里还没有训练指标：这是根据预处理调试输出推断的（{n_masked} 个轮次，没有一个找到边界），"
+              "用这份数据训练，会从第一步起 loss 和 grad_norm 都为 0。")
     if sup == 0:
-        hit.notes["en"].append("Axolotl counted total_supervised_tokens: 0 before training: no label is != -100.")
-        hit.notes["zh"].append("Axolotl 在训练前统计到 total_supervised_tokens: 0，即没有任何 label != -100。")
+        _note(hit, "Axolotl counted total_supervised_tokens: 0 before training: no label is != -100.",
+              "Axolotl 在训练前统计到 total_supervised_tokens: 0，即没有任何 label != -100。")
     if facts.get("skipped"):
         hit.confidence = min(hit.confidence, params["skipped_confidence"])
-        hit.notes["en"].append("The optimizer never stepped (learning rate 0, DeepSpeed skipped the steps): the 0 is what "
-                               "HF logs for skipped steps, so see FP16_OVERFLOW before suspecting the labels.")
-        hit.notes["zh"].append("优化器一步都没走（learning rate 为 0，DeepSpeed 跳过了这些 step）：这里的 0 是 HF 对被跳过的 "
-                               "step 记录的 loss，先看 FP16_OVERFLOW，再怀疑 label。")
+        _note(hit, "The optimizer never stepped (learning rate 0, DeepSpeed skipped the steps): the 0 is what "
+              "HF logs for skipped steps, so see FP16_OVERFLOW before suspecting the labels.",
+              "优化器一步都没走（learning rate 为 0，DeepSpeed 跳过了这些 step）：这里的 0 是 HF 对被跳过的 "
+              "step 记录的 loss，先看 FP16_OVERFLOW，再怀疑 label。")
     if facts.get("trainable_tokens_zero"):
-        hit.notes["en"].append("Every metric line reports tokens/trainable: 0.")
-        hit.notes["zh"].append("每一条指标都显示 tokens/trainable: 0。")
+        _note(hit, "Every metric line reports tokens/trainable: 0.",
+              "每一条指标都显示 tokens/trainable: 0。")
     return [hit]
 
 
@@ -191,15 +189,13 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     hit = Hit(evidence=evidence, confidence=params["confidence_eval_only"] if only_eval else params["confidence"],
               first_step=_first(rows, "step"), first_line=_first(rows, "line"), facts=facts)
     if len(masked):
-        hit.notes["en"].append(
-            f"On {len(masked)} record(s) grad_norm is nan while loss looks finite: HF's logging_nan_inf_filter "
-            "hides non-finite losses from the logged average, so the printed loss (often 0.0) is not the truth.")
-        hit.notes["zh"].append(
-            f"有 {len(masked)} 条记录 grad_norm 为 nan 而 loss 看似正常：HF 的 logging_nan_inf_filter 会把 "
-            "nan/inf 的 loss 从平均值里滤掉，所以打印出来的 loss（常常是 0.0）并不可信。")
+        _note(hit, f"On {len(masked)} record(s) grad_norm is nan while loss looks finite: HF's logging_nan_inf_filter "
+              "hides non-finite losses from the logged average, so the printed loss (often 0.0) is not the truth.",
+              f"有 {len(masked)} 条记录 grad_norm 为 nan 而 loss 看似正常：HF 的 logging_nan_inf_filter 会把 "
+              "nan/inf 的 loss 从平均值里滤掉，所以打印出来的 loss（常常是 0.0）并不可信。")
     if only_eval:
-        hit.notes["en"].append("Only the evaluation loss is non-finite; the training loss stays finite.")
-        hit.notes["zh"].append("只有 eval loss 出现非有限值，训练 loss 仍是有限的。")
+        _note(hit, "Only the evaluation loss is non-finite; the training loss stays finite.",
+              "只有 eval loss 出现非有限值，训练 loss 仍是有限的。")
     return [hit]
 
 
@@ -346,7 +342,7 @@ def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
                   f"所有记录了 grad_norm 的 {len(rows)} 条记录里 grad_norm 都恰好为 0。")
             if rl and zero_std:
                 _note(hit, "Every GRPO group got the same reward (reward_std 0 / frac_reward_zero_std 1), so every "
-                           "advantage is 0 and there is no gradient.",
+                      "advantage is 0 and there is no gradient.",
                       "每个 GRPO 组内的 reward 都一样（reward_std 为 0 / frac_reward_zero_std 为 1），advantage 全是 0，"
                       "自然没有梯度。")
             hits.append(hit)
@@ -369,6 +365,7 @@ def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
 
 
 def _note(hit: Hit, en: str, zh: str) -> None:
+    """Add one sentence to a finding's summary, in both languages."""
     hit.notes["en"].append(en)
     hit.notes["zh"].append(zh)
 
