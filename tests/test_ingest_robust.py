@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from logpost.cli import main
 from logpost.model import InputError
-from logpost.parsers import parse
-from logpost.parsers.normalise import BLOCK, Scanner, lift_rank, split_line
+from logpost.parsers import line_parsers, normalise, parse
+from logpost.parsers.normalise import BLOCK, Matcher, Scanner, lift_rank, split_line
 from tests.conftest import fixture
 
 DICT = b"{'loss': 1.5, 'grad_norm': 0.5, 'learning_rate': 1e-05, 'epoch': 0.1}"
@@ -181,6 +181,33 @@ def test_scanner_line_numbers_match_grep(data, block):
     for no, raw in sc:
         assert raw == phys[no - 1][: len(raw)]
     assert sc.lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000), st.lists(st.binary(min_size=1, max_size=6), min_size=1, max_size=8))
+def test_matcher_finds_the_lines_holding_a_marker(data, markers):
+    """Compiled or not, the matcher hands out exactly the lines holding a marker (as a line filter would)."""
+    starts = Matcher(tuple(markers)).starts(data)
+    offsets, off = [], 0
+    for line in data.split(b"\n"):
+        if any(m in line for m in markers if b"\n" not in m):
+            offsets.append(off)
+        off += len(line) + 1
+    if not any(b"\n" in m for m in markers):
+        assert starts == offsets
+
+
+@pytest.mark.skipif(normalise.hs is None, reason="Hyperscan has no wheel on this platform")
+def test_fallback_search_finds_the_same_lines(monkeypatch):
+    markers = tuple(m.encode() for p in line_parsers() for m in p.markers)
+    compiled = Matcher(markers)
+    monkeypatch.setattr(normalise, "hs", None)
+    plain = Matcher(markers)
+    assert plain._db is None and compiled._db is not None
+    for rel in ("generated/axolotl_dev_model_role.log", "deepspeed/exit-9-torchrun-zero-partition-alpaca-202.log",
+                "hf/llava-918-lora-loss-spike-tqdm-lines.log"):
+        data = open(fixture(rel), "rb").read()
+        assert compiled.starts(data) == plain.starts(data) != []
 
 
 def test_hypothesis_corpus_sanity():

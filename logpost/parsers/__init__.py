@@ -27,7 +27,6 @@ from logpost.parsers.normalise import Scanner, buffered, open_source, read_text_
 from logpost.parsers.torchdist import TorchDistParser
 
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
-MANY_PARTS = 64  # a line with more \r parts than this: search it for marked parts; fewer: drop the bare bars
 
 # Frameworks that wrap others win the name: Axolotl and LLaMA-Factory print HF Trainer dicts.
 _WRAPPERS = ("axolotl", "llamafactory")
@@ -94,27 +93,17 @@ def read(path: str) -> Builder:
 def _scan(stream: Any, out: Builder) -> int:
     parsers = line_parsers()
     markers = tuple(m.encode() for p in parsers for m in p.markers)
-    head = tuple(m.encode() for p in parsers for m in p.head_markers)
-    anchored = {m.encode(): a.encode() for p in parsers for m, a in p.anchored.items()}
     remember = tuple(m.encode() for p in parsers for m in p.remember)
     counters = tuple(m.encode() for p in parsers for m in p.counters)
-    promote = tuple(m.encode() for p in parsers for m in p.promote)
-    scanner = Scanner(stream, markers, head_markers=head, anchored=anchored, remember=remember, counters=counters,
-                      promote=promote)
+    scanner = Scanner(stream, markers, remember=remember, counters=counters)
     out.scanner = scanner
-    out.counts = {m.decode(): 0 for m in counters}
     feeds = [p.feed for p in parsers]
     for no, raw in scanner:
         if out._follow:
             out.tick()
         start = scanner.pos
-        crs = raw.count(b"\r") if b"\r" in raw else 0
-        if crs <= 1 or scanner.follow:
-            pieces = [(0, raw)]
-        elif crs <= MANY_PARTS:
-            pieces = _unbarred(raw)
-        else:
-            pieces = scanner.marked_parts(raw)
+        # a tqdm redraw line: only its parts holding a marker (a bar is found with look_back when needed)
+        pieces = scanner.marked_parts(raw) if b"\r" in raw and not scanner.follow else ((0, raw),)
         for offset, piece in pieces:
             for line in split_line(no, piece):
                 scanner.pos = start + offset
@@ -128,19 +117,6 @@ def _scan(stream: Any, out: Builder) -> int:
     if scanner.truncated:
         out.meta["truncated"] = True
     return scanner.lines
-
-
-def _unbarred(raw: bytes) -> list[tuple[int, bytes]]:
-    """The ``\\r`` parts of a line that are not bare tqdm redraws (a bar whose postfix shows a loss is
-    kept), with their offsets (parsers find the bar before a record with look_back)."""
-    out = []
-    off = 0
-    for p in raw.split(b"\r"):
-        bare_bar = b"%|" in p and p.rstrip().endswith(b"]") and b"loss=" not in p  # a postfix can hold metrics
-        if not bare_bar and p.strip():
-            out.append((off, p))
-        off += len(p) + 1
-    return out
 
 
 def finish(out: Builder, lines: int | None) -> RunLog:

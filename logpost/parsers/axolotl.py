@@ -12,19 +12,19 @@ import re
 from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
 
-_COUNT = re.compile(r"`?(total_num_tokens|total_supervised_tokens|data_loader_len|total_num_steps):\s*([\d_,]+)`?")
+# not the logger's name "[axolotl.calculate_total_num_steps:299]" (its source line)
+_COUNT = re.compile(r"(?<![\w.])`?(total_num_tokens|total_supervised_tokens|data_loader_len|total_num_steps):\s*([\d_,]+)`?")
 _BASE_MODEL = re.compile(r"""["']?base_model["']?\s*[:=]\s*["']?([^"',\s}]+)""")
 _STEPS_SET = re.compile(r"Maximum number of steps set at (\d+)")
 _COMPLETED = re.compile(r"Training [Cc]ompleted")
 
 
 class AxolotlParser(LineParser):
-    # Every Axolotl line holds "[axolotl": far too common to be a marker; it is counted in the first 32 MiB
-    # and the start-up facts are looked for in the start-up window (Scanner). "Training Completed!!!" / "Training completed! Saving ..."
-    markers = ("Training completed", "Training Completed")
-    anchored = {"Training completed": "!", "Training Completed": "!"}
+    # Every Axolotl line holds "[axolotl": far too common to be a marker; it is counted in the first 32 MiB.
+    # "Training Completed!!!" / "Training completed! Saving ..."
+    markers = ("Training completed", "Training Completed", "total_", "data_loader_len", "base_model",
+               "Maximum number of steps")
     counters = ("[axolotl",)
-    head_markers = ("total_", "data_loader_len", "base_model", "Maximum number of steps")
 
     def feed(self, line: Line, out: Builder) -> None:
         if out.is_claimed(line):  # a metric record of another parser

@@ -12,27 +12,19 @@ from typing import Any
 from logpost.model import Event, Line
 
 MAX_EVENTS = 5000  # distinct event messages kept; beyond that they are only counted
-# Events that end a run: another run may follow in the same log (its start-up lines are looked for again).
-RUN_END_TAGS = frozenset({"exit", "slurm_cancelled"})
 
 
 class LineParser:
     """A line parser of the stack.
 
-    The scanner hands out the physical lines holding any parser's ``markers`` (literal text; see
-    :func:`logpost.parsers.normalise.plan_markers` for how they are searched), ``head_markers`` while a run
-    may be starting (start-up lines: configs, headers, token counts; the first 32 MiB, stretched until
-    the first metric record and reopened where a run ends: see :class:`~logpost.parsers.normalise.Scanner`),
-    and the lines some parser asked
+    The scanner hands out the physical lines holding any parser's ``markers`` (literal text, all searched
+    in one compiled pass: see :class:`~logpost.parsers.normalise.Matcher`) and the lines some parser asked
     to :meth:`Builder.follow`. Every parser sees every such line and must cheaply ignore the rest.
-    ``anchored`` maps a marker with no rare byte of its own to a rare byte that always shares its line.
+    A marker should be rare in ordinary log lines: every line holding one costs ~10-50 us of parsing.
     """
 
     markers: tuple[str, ...] = ()
-    head_markers: tuple[str, ...] = ()
-    anchored: dict[str, str] = {}
     remember: tuple[str, ...] = ()  # markers :meth:`Builder.look_back` may search for across blocks
-    promote: tuple[str, ...] = ()  # head markers that, once found in the start-up window, are looked for everywhere
     counters: tuple[str, ...] = ()  # texts counted (not handed out) in the first 32 MiB: Builder.counts
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
@@ -207,12 +199,6 @@ class Builder:
         rec["_text"] = (text if text is not None else (line.text.strip() if line else ""))[:500]
         rec.update(extra)
         self.records.append(rec)
-        scanner = self.scanner
-        if scanner is not None:
-            if kind == "summary":
-                scanner.run_ended()
-            elif not scanner.started:
-                scanner.training()
         return rec
 
     # ---------------------------------------------------------------- events
@@ -225,8 +211,6 @@ class Builder:
         self.claimed = (line.no, line.text)
         text = (text if text is not None else line.text).strip()
         tag = data.get("tag")
-        if tag in RUN_END_TAGS and self.scanner is not None:
-            self.scanner.run_ended()
         fields = tuple(repr(data.get(f)) for f in FOLD_FIELDS.get(tag, ())) if tag else ()
         key = (kind, _FOLD_DIGITS.sub("#", text[:300]), tag, line.rank if tag else None, fields)
         acc = self._events.get(key)
@@ -281,8 +265,6 @@ class Builder:
 
     def set_meta(self, key: str, value: Any, line: Line | None = None) -> None:
         """Keep the first value of a metadata key, with the line that said it."""
-        if key == "completed" and self.scanner is not None:
-            self.scanner.run_ended()
         if key not in self.meta:
             self.meta[key] = value
             if line is not None:

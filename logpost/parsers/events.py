@@ -174,11 +174,7 @@ class EventParser(LineParser):
     # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
                "Killed", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1", "CANCELLED",
-               *(f"[{c}{d}" for c in "EW" for d in range(2, 10)))
-    anchored = {"out of memory": "E",  # "RuntimeError: CUDA out of memory", "torch.cuda.OutOfMemoryError"
-                "CANCELLED": "*"}  # slurmstepd: error: *** STEP 1 ON n1 CANCELLED AT ... ***
-    head_markers = MASKING
-    promote = MASKING
+               *(f"[{c}{d}" for c in "EW" for d in range(2, 10)), *MASKING)
 
     def __init__(self) -> None:
         self.open: dict[int | None, dict[str, Any]] = {}

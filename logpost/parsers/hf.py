@@ -114,8 +114,7 @@ class HFParser(LineParser):
     # look_back. Header lines are followed after "***** Running training *****".
     # A paste that lost the opening brace ("'loss': 1.2, ...}") is read on the first line of a source,
     # which the scanner always hands out (where pastes are cut); a quoted key alone would need a pass.
-    markers = ("{'", "*****", "loss=")
-    head_markers = ("Total optimization steps", "trainable params", "name_or_path")
+    markers = ("{'", "*****", "loss=", "Total optimization steps", "trainable params", "name_or_path")
     remember = ("%|",)
 
     def __init__(self) -> None:

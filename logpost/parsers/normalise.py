@@ -23,9 +23,15 @@ import numpy as np
 
 from logpost.model import InputError, Line
 
+try:  # compiled multi-literal search; see Matcher
+    import hyperscan as hs
+except ImportError:  # pragma: no cover - platforms without a wheel
+    hs = None  # type: ignore[assignment]
+
 BLOCK = 1 << 22  # 4 MiB: large enough that per-block Python overhead is negligible
 MAX_LINE = 1 << 23  # a "line" longer than 8 MiB is cut into pieces (same line number)
 MAX_TEXT = 1 << 16  # parsers see at most 64 KiB of one piece; no metric record is longer
+HEAD = 1 << 25  # 32 MiB: Scanner.counters are counted here
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>78]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -144,57 +150,6 @@ def split_line(no: int, raw: bytes) -> list[Line]:
     return out
 
 
-# Rare bytes that stand in for the markers containing them. A marker such as "Error" costs a full
-# ``bytes.find`` pass (~1.5 GB/s in CPython 3.11, whatever the marker); a single byte is a ``memchr``
-# (5-20 GB/s while it is rare). So every marker that contains one of these bytes is searched through
-# its rarest anchor, and the physical line around each hit is kept only if it really holds one of the
-# markers (a C-level ``in`` test on the raw bytes). Markers with no anchor byte get a pass of their own:
-# keep those few and long. Order = preference (rarest first, measured on real logs).
-ANCHORS = (b"!", b"*", b"{", b"K", b"W", b"E")
-HEAD = 1 << 25  # 32 MiB: start-up markers (configs, headers, token counts) are looked for here, and see Scanner
-PREAMBLE = 8 * HEAD  # ... and until the first metric record, up to 256 MiB (a long multi-rank preamble)
-
-
-Group = tuple[bytes, tuple[tuple[bytes, tuple[int, ...]], ...], tuple[bytes, ...], frozenset[int] | None]
-
-
-def plan_markers(markers: tuple[bytes, ...], anchored: dict[bytes, bytes] | None = None,
-                 ) -> tuple[list[Group], tuple[bytes, ...]]:
-    """Split markers into anchor groups and literal markers.
-
-    A group is ``(anchor, positional, line_markers)``: ``positional`` are the markers that contain the
-    anchor byte, with the offsets of that byte in them (a hit is verified by ``startswith`` at the hit,
-    O(1)); ``line_markers`` are markers given in ``anchored``, which names for a marker with no rare
-    byte of its own a rare byte that always shares its line (e.g. DeepSpeed's ``exits with return
-    code`` is logged at ``[ERROR]`` level, so ``E``), or that should be looked for once per line holding
-    a frequent byte (torchtitan's ``GiB(`` on lines holding a ``G``); they are searched in the hit's line.
-    """
-    pos: dict[bytes, list[tuple[bytes, tuple[int, ...]]]] = {}
-    line: dict[bytes, list[bytes]] = {}
-    literals: list[bytes] = []
-    for m in sorted(set(markers)):
-        forced = (anchored or {}).get(m)
-        if forced is not None and (forced not in m or forced not in ANCHORS):
-            line.setdefault(forced, []).append(m)
-            continue
-        anchor = forced or next((a for a in ANCHORS if a in m), None)
-        if anchor is None:
-            literals.append(m)
-        else:
-            pos.setdefault(anchor, []).append((m, tuple(i for i in range(len(m)) if m[i:i + 1] == anchor)))
-    # a literal that contains another literal is redundant
-    literals = [m for m in literals if not any(o != m and o in m for o in literals)]
-    groups: list[Group] = []
-    for a in sorted(set(pos) | set(line)):
-        # the bytes that may follow the anchor in a marker: a hit followed by anything else is skipped
-        # at once ("GB" is not "GiB(", "[RANK:" is not "Killed"); None when that cannot be decided
-        follows = {m[k + 1] for m, offs in pos.get(a, ()) for k in offs if k + 1 < len(m)}
-        complete = all(k + 1 < len(m) for m, offs in pos.get(a, ()) for k in offs)
-        nexts = frozenset(follows) if complete and a not in line else None
-        groups.append((a, tuple(pos.get(a, ())), tuple(line.get(a, ())), nexts))
-    return groups, tuple(literals)
-
-
 def _newlines(block: bytes) -> Callable[[bytes, int, int], int]:
     """``count(b"\\n", start, end)`` over ``block``; long spans through numpy (``bytes.count`` of one
     byte runs ~1.4 GB/s, numpy's compare-and-count ~5 GB/s)."""
@@ -212,81 +167,57 @@ def _newlines(block: bytes) -> Callable[[bytes, int, int], int]:
     return count
 
 
-def marked_starts(data: bytes, groups: list[Group], literals: list[bytes] | tuple[bytes, ...],
-                  sep: bytes = b"\n") -> list[int]:
-    """Start offsets of the ``sep``-separated pieces of ``data`` that hold a marker, in order."""
-    starts: set[int] = set()
-    find, rfind, startswith = data.find, data.rfind, data.startswith
-    n = len(data)
-    for anchor, positional, line_markers, nexts in groups:
-        i = find(anchor)
-        checked = -1  # end of the last piece searched for line markers
-        while i != -1:
-            if nexts is not None and (i + 1 >= n or data[i + 1] not in nexts):
-                i = find(anchor, i + 1)
-                continue
-            hit = False
-            for m, offsets in positional:
-                for k in offsets:
-                    if i >= k and startswith(m, i - k):
-                        hit = True
-                        break
-                if hit:
-                    break
-            e = -1
-            if not hit and line_markers and i > checked:
-                s = rfind(sep, 0, i) + 1
-                e = find(sep, i)
-                if e == -1:
-                    e = n
-                checked = e
-                for m in line_markers:
-                    if find(m, s, e) != -1:
-                        hit = True
-                        break
-            if hit:
-                starts.add(rfind(sep, 0, i) + 1)
-                e = find(sep, i)
-                if e == -1:
-                    break
-                i = find(anchor, e)
-            elif not positional:
-                i = find(anchor, max(e, checked))  # only line markers: one look per line is enough
-            else:
-                i = find(anchor, i + 1)
-    for marker in literals:
-        i = find(marker)
-        while i != -1:
-            starts.add(rfind(sep, 0, i) + 1)
-            e = find(sep, i)
-            if e == -1:
-                break
-            i = find(marker, e)
-    return sorted(starts)
+class Matcher:
+    """Where a set of literal markers occurs in a buffer, as the starts of the ``sep``-separated pieces
+    (lines) holding one, in order.
+
+    All markers are searched in one pass by Hyperscan (a compiled multi-literal automaton, ~1 GB/s on
+    one core whatever the number of markers). Without it (a platform with no wheel) each marker costs a
+    ``bytes.find`` pass (~1.5-3 GB/s each): the same lines, slower.
+    """
+
+    def __init__(self, markers: tuple[bytes, ...]):
+        self.markers = tuple(sorted(set(m for m in markers if m)))
+        self._db = None
+        if hs is not None and self.markers and not any(b"\0" in m for m in self.markers):  # C strings
+            self._db = hs.Database(mode=hs.HS_MODE_BLOCK)
+            self._db.compile(expressions=list(self.markers), ids=list(range(len(self.markers))),
+                             elements=len(self.markers), flags=[0] * len(self.markers), literal=True)
+
+    def ends(self, data: bytes) -> list[int]:
+        """End offsets of the marker occurrences in ``data`` (unordered, possibly repeated)."""
+        if self._db is not None:
+            out: list[int] = []
+            add = out.append
+            self._db.scan(data, match_event_handler=lambda _id, _from, to, _flags, _ctx: add(to))
+            return out
+        hits = []
+        find = data.find
+        for m in self.markers:
+            i = find(m)
+            while i != -1:
+                hits.append(i + len(m))
+                i = find(m, i + 1)
+        return hits
+
+    def starts(self, data: bytes, sep: bytes = b"\n") -> list[int]:
+        rfind = data.rfind
+        return sorted({rfind(sep, 0, e - 1) + 1 for e in self.ends(data)})
 
 
 class Scanner:
     """Yields ``(line_number, raw_bytes)`` for the physical lines that contain a marker.
 
     Set :attr:`follow` to N from the consumer to receive the next N lines unconditionally.
-    ``head_markers`` (start-up lines) are looked for while a run may be starting: in the first
-    :data:`HEAD` bytes, and beyond them until the consumer reports the first metric record
-    (:meth:`training`; a long multi-rank preamble) but not past :data:`PREAMBLE` bytes, and again
-    from a run's end (:meth:`run_ended`; a log that concatenates runs) in the same way, counted from
-    there. Start-up markers cost ~4x the other markers, hence the window. ``counters`` are counted in
-    the first :data:`HEAD` bytes only. Memory is one block plus
-    one over-long line at most. :meth:`look_back` finds earlier lines holding a marker (the last tqdm
-    bar before a metric dict) without making every such line a candidate.
+    ``counters`` are counted (not handed out) in the first :data:`HEAD` bytes. Memory is one block
+    plus one over-long line at most. :meth:`look_back` finds earlier lines holding a marker (the last
+    tqdm bar before a metric dict) without making every such line a candidate.
     """
 
     def __init__(self, stream: BinaryIO, markers: tuple[bytes, ...], block: int = BLOCK, *,
-                 head_markers: tuple[bytes, ...] = (), anchored: dict[bytes, bytes] | None = None,
-                 remember: tuple[bytes, ...] = (), counters: tuple[bytes, ...] = (),
-                 promote: tuple[bytes, ...] = ()):
+                 remember: tuple[bytes, ...] = (), counters: tuple[bytes, ...] = ()):
         self.stream = stream
-        self.markers = tuple(sorted(set(markers)))
-        self.groups, self.literals = plan_markers(self.markers, anchored)
-        self.head_groups, self.head_literals = plan_markers(tuple(set(head_markers) - set(markers)), anchored)
+        self.matcher = Matcher(markers)
         self.block = block
         self.follow = 0
         self.lines = 0  # physical lines seen so far (complete after iteration)
@@ -295,34 +226,11 @@ class Scanner:
         self.last_text = b""  # last non-blank physical line, for "how did the log end"
         self.remember = remember
         self.counters = counters
-        self.promote = tuple(m for m in promote if m not in self.markers)
-        self._head_set = frozenset(head_markers)  # promote markers in it are found through head candidates
-        self._anchored = anchored
         self.counts: dict[bytes, int] = dict.fromkeys(counters, 0)  # occurrences in the first HEAD bytes
         self._prev: dict[bytes, list[bytes]] = {m: [] for m in remember}  # last lines holding m, earlier blocks
         self.last_line: dict[bytes, tuple[int, bytes]] = {}  # the source's last line holding m: (number, raw)
         self._cur = b""
         self.pos = 0  # offset in the current block of the line being handed out
-        self.started = False  # a metric record seen since the source (or the last run) started
-        self._head_until = HEAD  # start-up markers are looked for at least up to this source offset,
-        self._head_max = PREAMBLE  # and up to this one while no metric record has been seen
-        self._block_end = 0  # source offset of the end of the current block
-        self._looking = False  # the current block is searched for start-up markers
-        self._reopened = False  # a run ended in the current block: search its rest for start-up markers
-
-    def training(self) -> None:
-        """The consumer saw a metric record: the run has started (start-up markers past :data:`HEAD`
-        are no longer looked for)."""
-        self.started = True
-
-    def run_ended(self) -> None:
-        """The consumer saw a run end (summary, exit code): another run may follow in the same log, so
-        start-up markers are looked for again, for at least :data:`HEAD` bytes and until its first record."""
-        self.started = False
-        self._head_until = max(self._head_until, self._block_end + HEAD)
-        self._head_max = max(self._head_max, self._block_end + PREAMBLE)
-        if not self._looking:
-            self._reopened = True
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         carry = b""
@@ -344,15 +252,11 @@ class Scanner:
                 block, carry = carry, b""
                 if not block:
                     break
-            start = self.bytes - len(carry) - len(block)
-            self._block_end = start + len(block)
-            if start < HEAD:
+            if self.bytes - len(carry) - len(block) < HEAD:
                 for m in self.counters:
                     self.counts[m] += block.count(m)
-            head = self._looking = start < self._head_until or (not self.started and start < self._head_max)
-            self._reopened = False
             self._cur = block
-            base = yield from self._block(block, base, head)
+            base = yield from self._block(block, base)
             self._remember_tail(block)
             for m in self.remember:
                 self._prev[m] = self._last_lines(block, m, len(block), 8) + self._prev[m][:8]
@@ -366,23 +270,6 @@ class Scanner:
         self.lines = base - 1 + (0 if self._ended_with_newline else 1)
 
     _ended_with_newline = True
-
-    def _promote(self, data: bytes, starts: list[int] | None = None) -> None:
-        """Look for the ``promote`` markers everywhere from now on if ``data`` holds one. ``starts``:
-        the candidate lines of ``data`` for the head markers, which hold every promote marker that is a
-        head marker (7 passes over a 4 MiB block cost more than the rest of the head search)."""
-        if not self.promote:
-            return
-        if starts is None:
-            found = tuple(m for m in self.promote if m in data)
-        else:
-            find = data.find
-            lines = b"\n".join([data[s: e if (e := find(b"\n", s)) != -1 else len(data)] for s in starts])
-            found = tuple(m for m in self.promote if m in (lines if m in self._head_set else data))
-        if found:  # a start-up marker seen: look for it everywhere from now on
-            self.promote = tuple(m for m in self.promote if m not in found)
-            self.markers = tuple(sorted(set(self.markers) | set(found)))
-            self.groups, self.literals = plan_markers(self.markers, self._anchored)
 
     def _read(self) -> bytes:
         """Up to one block; a .gz cut short (copied while being written) yields what decompresses."""
@@ -445,24 +332,18 @@ class Scanner:
             end = s
         yield from self._prev.get(marker, [])[: limit - n]
 
-    def _candidates(self, block: bytes, head: bool) -> list[int]:
-        if head:
-            cands = marked_starts(block, self.groups + self.head_groups, self.literals + self.head_literals)
-            self._promote(block, cands)
-            return cands
-        return marked_starts(block, self.groups, self.literals)
-
     def marked_parts(self, raw: bytes) -> list[tuple[int, bytes]]:
         """The ``\\r``-separated parts of one physical line that hold a marker, with their offsets
         (a tqdm redraw line can hold thousands of bars and one metric dict)."""
         out: list[tuple[int, bytes]] = []
-        for s in marked_starts(raw, self.groups + self.head_groups, self.literals + self.head_literals, b"\r"):
-            e = raw.find(b"\r", s)
+        find = raw.find
+        for s in self.matcher.starts(raw, b"\r"):
+            e = find(b"\r", s)
             out.append((s, raw[s: e if e != -1 else len(raw)]))
         return out
 
-    def _block(self, block: bytes, base: int, head: bool) -> Generator[tuple[int, bytes], None, int]:
-        cands = self._candidates(block, head)
+    def _block(self, block: bytes, base: int) -> Generator[tuple[int, bytes], None, int]:
+        cands = self.matcher.starts(block)
         if base == 1 and (not cands or cands[0] != 0):
             cands.insert(0, 0)  # the first line of a source: where pastes are cut (a dict without "{")
         n = len(block)
@@ -488,15 +369,6 @@ class Scanner:
             self.pos = s
             yield no, block[s:e]
             pos = e + 1
-            if self._reopened:  # a run ended on this line: the rest of the block may start the next one
-                self._reopened = False
-                self._looking = True
-                rest = block[pos:]
-                self._promote(rest)
-                extra = [pos + x for x in marked_starts(rest, self.groups + self.head_groups,
-                                                         self.literals + self.head_literals)]
-                cands = sorted(set(cands[ci:]) | set(extra))
-                ci = 0
         return no + count(b"\n", off, n)
 
 

@@ -64,13 +64,6 @@ class TorchDistParser(LineParser):
     # event parser's markers bring them in
     markers = ("exitcode", "closing signal", "ChildFailedError", "Root Cause", "Watchdog caught", "WorkNCCL(",
                "NET/IB", "srun: error", "FlightRecorder")
-    anchored = {"exitcode": "E",  # "ERROR:torch...", "E1223 ...", "[ERROR]"; table rows are followed
-                "closing signal": "W",  # "WARNING:torch..." / "W1223 ..." / "[WARNING]"
-                "Root Cause": "*",  # never without the ChildFailedError header before it (followed)
-                "WorkNCCL(": "W",  # "Watchdog caught", "Work WorkNCCL(" (blocking wait)
-                "NET/IB": "W",  # "NCCL WARN NET/IB : ..."
-                "srun: error": "E",  # "Exited with exit code"; "Killed" lines have K (EventParser)
-                "FlightRecorder": "E"}  # "TORCH_NCCL_TRACE_BUFFER_SIZE"
 
     def __init__(self) -> None:
         self.table: dict[str, Any] | None = None
