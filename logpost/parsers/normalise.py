@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import zlib
+from bisect import bisect_right
 from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO
 
@@ -230,6 +231,7 @@ class Scanner:
         self._prev: dict[bytes, list[bytes]] = {m: [] for m in remember}  # last lines holding m, earlier blocks
         self.last_line: dict[bytes, tuple[int, bytes]] = {}  # the source's last line holding m: (number, raw)
         self._cur = b""
+        self._ends: list[int] = []  # end offsets of the marker matches in the current block, sorted
         self.pos = 0  # offset in the current block of the line being handed out
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
@@ -333,17 +335,19 @@ class Scanner:
         yield from self._prev.get(marker, [])[: limit - n]
 
     def marked_parts(self, raw: bytes) -> list[tuple[int, bytes]]:
-        """The ``\\r``-separated parts of one physical line that hold a marker, with their offsets
-        (a tqdm redraw line can hold thousands of bars and one metric dict)."""
-        out: list[tuple[int, bytes]] = []
-        find = raw.find
-        for s in self.matcher.starts(raw, b"\r"):
-            e = find(b"\r", s)
-            out.append((s, raw[s: e if e != -1 else len(raw)]))
-        return out
+        """The ``\\r``-separated parts of the line being handed out (``raw``) that hold a marker, with
+        their offsets (a tqdm redraw line can hold thousands of bars and one metric dict); from the
+        block's marker matches, without searching the line again."""
+        ends, base = self._ends, self.pos
+        lo, hi = bisect_right(ends, base), bisect_right(ends, base + len(raw))
+        rfind, find = raw.rfind, raw.find
+        starts = sorted({rfind(b"\r", 0, e - base - 1) + 1 for e in ends[lo:hi]})
+        return [(s, raw[s: e if (e := find(b"\r", s)) != -1 else len(raw)]) for s in starts]
 
     def _block(self, block: bytes, base: int) -> Generator[tuple[int, bytes], None, int]:
-        cands = self.matcher.starts(block)
+        self._ends = ends = sorted(self.matcher.ends(block))
+        rfind = block.rfind
+        cands = sorted({rfind(b"\n", 0, e - 1) + 1 for e in ends})
         if base == 1 and (not cands or cands[0] != 0):
             cands.insert(0, 0)  # the first line of a source: where pastes are cut (a dict without "{")
         n = len(block)
