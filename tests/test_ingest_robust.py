@@ -215,6 +215,20 @@ def test_hypothesis_corpus_sanity():
     assert os.path.exists(fixture("deepspeed/fp16-overflow-hysteresis-startup-ds-931.log"))
 
 
+@pytest.mark.parametrize("cut", ['"log_history"', '    {'])
+def test_trainer_state_excerpt(tmp_path, cut):
+    # a paste of log_history from the key, or from an entry, and cut anywhere at the end: the entries
+    # that are whole become records at their logged steps
+    raw = open(fixture("generated/hf_healthy.trainer_state.json"), encoding="utf-8").read()
+    whole = parse(fixture("generated/hf_healthy.trainer_state.json"))
+    start = raw.index(cut, raw.index('"log_history"') + (len(cut) if cut.strip() == "{" else 0))
+    excerpt = raw[start: start + len(raw) // 2]
+    run = parse(write(tmp_path, excerpt.encode(), "state_excerpt.txt"))
+    steps = list(run.train_rows().step)
+    assert len(steps) > 10 and steps == list(whole.train_rows().step[: len(steps)])
+    assert run.frameworks[0] == "hf"
+
+
 def test_trainer_state_cut_short(tmp_path):
     raw = open(fixture("generated/hf_healthy.trainer_state.json"), "rb").read()
     whole = parse(fixture("generated/hf_healthy.trainer_state.json"))

@@ -21,15 +21,22 @@ def _compact(entry: dict[str, Any]) -> str:
 
 
 def looks_like_state(head: bytes) -> bool:
-    return head.lstrip().startswith(b"{") and b'"log_history"' in head or head.lstrip().startswith(b'{\n  "best')
+    """A trainer_state.json, whole or an excerpt of its ``log_history`` (pasted from the file: it may
+    start at the key, at the list, or at an entry)."""
+    start = head.lstrip()[:1]
+    if start == b"{" and (b'"log_history"' in head or head.lstrip().startswith(b'{\n  "best')):
+        return True
+    return start in (b"{", b"[", b'"') and (b'"log_history"' in head or _STEP_LINE.search(head) is not None
+                                            and b'"loss"' in head and b"\n" in head.strip())
 
 
 def recover_state(data: bytes) -> dict[str, Any] | None:
-    """The complete ``log_history`` entries of a trainer_state.json cut short, or None."""
+    """The complete ``log_history`` entries of a trainer_state.json cut short, or of an excerpt of its
+    list (the entries that parse, from the first one), or None."""
     text = data.decode("utf-8", errors="replace")
     start = text.find('"log_history"')
-    start = text.find("[", start) if start != -1 else -1
-    if start == -1:
+    start = text.find("[", start) if start != -1 else text.find("{") - 1
+    if start < -1:
         return None
     dec = json.JSONDecoder()
     entries: list[Any] = []
@@ -44,7 +51,9 @@ def recover_state(data: bytes) -> dict[str, Any] | None:
         except (ValueError, RecursionError):
             break
         entries.append(obj)
-    return {"log_history": entries} if entries else None
+    if not any(isinstance(e, dict) and ("step" in e or "loss" in e) for e in entries):
+        return None
+    return {"log_history": entries}
 
 
 def parse_trainer_state(data: bytes, out: Builder) -> None:
