@@ -106,8 +106,7 @@ _SUBPROC = re.compile(r"returned non-zero exit status (-?\d+)|died with <Signals
 _SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
 
 
-# Label-masking diagnostics: printed while the data is prepared, or by the collator from the first
-# batches on, so they are looked for in the start-up window, and everywhere once seen there.
+# Label-masking diagnostics: printed while the data is prepared, or by the collator on any batch.
 MASKING = ("This instance will be ignored in loss calculation", "Could not find response key",
            "Could not find instruction key", "Turn indices: start=", "Could not find content start boundary",
            "Could not find content end boundary")
