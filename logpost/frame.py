@@ -97,13 +97,14 @@ def build_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame_from_columns(columns, n)
 
 
-def frame_from_columns(columns: Mapping[str, list[Any]], n: int) -> pd.DataFrame:
-    """Make the frame from column lists of length ``n`` (missing columns are all-null)."""
+def frame_from_columns(columns: dict[str, Any], n: int) -> pd.DataFrame:
+    """Make the frame from column lists of length ``n`` (missing columns are all-null). ``columns`` is
+    emptied as it is read, so each source column is freed once converted (the peak stays near one copy)."""
     out = {}
     for col in COLUMNS:
-        out[col.name] = _cast(_series(columns.get(col.name, [None] * n)), col.dtype)
-    for name in sorted(c for c in columns if c not in DECLARED):
-        series = _series(columns[name])
+        out[col.name] = _cast(_series(columns.pop(col.name, [None] * n)), col.dtype)
+    for name in sorted(columns):
+        series = _series(columns.pop(name))
         numeric = pd.to_numeric(series, errors="coerce")
         if numeric.notna().sum() == series.notna().sum():
             out[name] = numeric.astype("float64")
