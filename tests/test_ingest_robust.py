@@ -197,6 +197,15 @@ def test_matcher_finds_the_lines_holding_a_marker(data, markers):
         assert starts == offsets
 
 
+def test_matcher_on_junk_dense_with_markers():
+    # more matches than MAX_MATCHES in one block (junk, not a log): still every line holding one, bounded
+    junk = b"E0" * normalise.MAX_MATCHES + b"\r{'x\n"
+    data = junk + b"plain\n" + b"x E0\n"
+    m = Matcher((b"E0", b"{'"))
+    assert m.starts(data) == [0, len(junk) + 6]
+    assert len(m.ends(data)) <= normalise.MAX_MATCHES + 3
+
+
 @pytest.mark.skipif(normalise.hs is None, reason="Hyperscan has no wheel on this platform")
 def test_fallback_search_finds_the_same_lines(monkeypatch):
     markers = tuple(m.encode() for p in line_parsers() for m in p.markers)

@@ -33,6 +33,7 @@ BLOCK = 1 << 22  # 4 MiB: large enough that per-block Python overhead is negligi
 MAX_LINE = 1 << 23  # a "line" longer than 8 MiB is cut into pieces (same line number)
 MAX_TEXT = 1 << 16  # parsers see at most 64 KiB of one piece; no metric record is longer
 HEAD = 1 << 25  # 32 MiB: Scanner.counters are counted here
+MAX_MATCHES = 1 << 16  # marker matches per block (a real log: ~500-5,000); beyond (junk): one per line part
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>78]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -186,19 +187,32 @@ class Matcher:
                              elements=len(self.markers), flags=[0] * len(self.markers), literal=True)
 
     def ends(self, data: bytes) -> list[int]:
-        """End offsets of the marker occurrences in ``data`` (unordered, possibly repeated)."""
+        """End offsets of the marker occurrences in ``data`` (unordered, possibly repeated); past
+        :data:`MAX_MATCHES` (junk dense with markers) only the first of each line or ``\\r`` part."""
         if self._db is not None:
             out: list[int] = []
             add = out.append
-            self._db.scan(data, match_event_handler=lambda _id, _from, to, _flags, _ctx: add(to))
-            return out
+
+            def on_match(_id: int, _from: int, to: int, _flags: int, _ctx: object) -> bool:
+                add(to)
+                return len(out) >= MAX_MATCHES  # True stops the scan
+
+            try:
+                self._db.scan(data, match_event_handler=on_match)
+                return out
+            except hs.ScanTerminated:
+                pass
         hits = []
         find = data.find
         for m in self.markers:
             i = find(m)
             while i != -1:
                 hits.append(i + len(m))
-                i = find(m, i + 1)
+                nl, cr = find(b"\n", i), find(b"\r", i)
+                e = min(nl, cr) if nl != -1 and cr != -1 else max(nl, cr)
+                if e == -1:
+                    break
+                i = find(m, e)
         return hits
 
     def starts(self, data: bytes, sep: bytes = b"\n") -> list[int]:
