@@ -7,6 +7,10 @@
 * the ``***** Running training *****`` header;
 * ``trainer.log_metrics`` tables (``***** train metrics *****`` + ``  key = value``);
 * ``Training completed.``
+* what a notebook shows (``NotebookProgressCallback``), pasted as text: the ``Step | Training Loss |
+  Validation Loss | <metrics>`` table (tab-, pipe- or space-separated; ``No log`` cells), the
+  ``[80/80 02:02, Epoch 0/1]`` progress line, and ``TrainOutput(...)`` as the run's summary;
+* Unsloth's start-up banner (``Num examples = 3,011 | Num Epochs = 1 ... Total steps = 80``).
 """
 
 from __future__ import annotations
@@ -41,25 +45,50 @@ _POSTFIX_BAR = re.compile(r"(\d+)/(\d+)\s*\[[^\]]*?,\s*([A-Za-z_][\w/.]*=[^\]]*)
 _EVAL_BAR = re.compile(r"(?i)\b(?:eval|val|valid|validation|test)\w*\s*:?\s*\d{1,3}%\|")
 _BAR_DESC = re.compile(r"([^\s|%][^|%]*?):?\s*\d{1,3}%\|")
 
+# The Running-training header, and Unsloth's banner ("Num examples = 3,011 | Num Epochs = 1 | Total steps = 80",
+# "Batch size per device = 2 | Gradient accumulation steps = 4", "Total batch size (2 x 4 x 1) = 8",
+# "Trainable parameters = 83,886,080 of 7,000,000,000 (1.2% trained)"): several on one line.
 _HEADER = re.compile(
-    r"(Num examples|Num Epochs|Num update steps per epoch|Instantaneous batch size per device|"
-    r"Total train batch size \(w\. parallel, distributed & accumulation\)|Gradient Accumulation steps|"
-    r"Total optimization steps|Number of trainable parameters)\s*=\s*([\d,.]+)")
+    r"(Num examples|Num Epochs|Num update steps per epoch|Instantaneous batch size per device|Batch size per device|"
+    r"Total train batch size \(w\. parallel, distributed & accumulation\)|Total batch size(?: \([^)]*\))?|"
+    r"Gradient [Aa]ccumulation steps|Total optimization steps|Total steps|Number of trainable parameters|"
+    r"Trainable parameters)\s*=\s*([\d,.]+)")
 _HEADER_KEYS = {
-    "Num examples": "num_examples",
-    "Num Epochs": "num_epochs",
-    "Num update steps per epoch": "steps_per_epoch",
-    "Instantaneous batch size per device": "per_device_batch_size",
-    "Total train batch size (w. parallel, distributed & accumulation)": "total_batch_size",
-    "Gradient Accumulation steps": "gradient_accumulation_steps",
-    "Total optimization steps": "total_steps",
-    "Number of trainable parameters": "trainable_parameters",
+    "num examples": "num_examples",
+    "num epochs": "num_epochs",
+    "num update steps per epoch": "steps_per_epoch",
+    "instantaneous batch size per device": "per_device_batch_size",
+    "batch size per device": "per_device_batch_size",
+    "total train batch size (w. parallel, distributed & accumulation)": "total_batch_size",
+    "total batch size": "total_batch_size",
+    "gradient accumulation steps": "gradient_accumulation_steps",
+    "total optimization steps": "total_steps",
+    "total steps": "total_steps",
+    "number of trainable parameters": "trainable_parameters",
+    "trainable parameters": "trainable_parameters",
 }
+# A notebook's metric table pasted as text: a header row "Step<sep>Training Loss<sep>..." (or "Epoch"),
+# then one row per logging step; <sep> is a tab, a pipe or a run of spaces.
+_NB_HEADER = re.compile(r"^\s*\|?\s*(Step|Epoch)(\t|\s*\|\s*|\s{2,})Training Loss\b")
+_NB_CELL = re.compile(r"^[*_~\s]*([-+]?(?:\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?|nan|inf)|No log)[*_~\s]*$")
+# "[80/80 02:02, Epoch 0/1]", "[ 15/500 00:31 < 17:02, 0.47 it/s, Epoch 0.09/3]"
+_NB_BAR = re.compile(r"^\s*\[\s*(\d+)/(\d+) [\d:]+(?: < [\d:]+)?(?:, [\d.]+ (?:it/s|s/it))?, Epoch [\d.]+/\d+\]")
+_TRAIN_OUTPUT = re.compile(r"TrainOutput\(global_step=(\d+), training_loss=([^,]+), metrics=(\{[^{}]*\})")
 _TABLE_START = re.compile(r"\*{5} (\w+) metrics \*{5}")
 _TABLE_ROW = re.compile(r"^\s+([\w/.\-]+)\s+=\s+(\S+)\s*$")
 _HMS = re.compile(r"^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _PEFT = re.compile(r"trainable params:\s*([\d,]+)\s*\|\|\s*all params:\s*([\d,]+)")
 _MODEL = re.compile(r"""["']?(?:_name_or_path|model_name_or_path|base_model)["']?\s*[:=]\s*["']?([^"',\s}]+)""")
+
+
+def _nb_split(text: str, sep: str) -> list[str]:
+    """The cells of a pasted notebook table row."""
+    text = text.strip()
+    if sep == "|":
+        return text.strip("|").split("|")
+    if sep == "\t":
+        return text.split("\t")
+    return re.split(r"\s{2,}", text)
 
 
 def parse_dict(text: str) -> dict[str, Any] | None:
@@ -114,7 +143,8 @@ class HFParser(LineParser):
     # look_back. Header lines are followed after "***** Running training *****".
     # A paste that lost the opening brace ("'loss': 1.2, ...}") is read on the first line of a source,
     # which the scanner always hands out (where pastes are cut); a quoted key alone would need a pass.
-    markers = ("{'", "*****", "loss=", "Total optimization steps", "trainable params", "name_or_path")
+    markers = ("{'", "*****", "loss=", "Total optimization steps", "trainable params", "name_or_path",
+               "Training Loss", ", Epoch ", "==((====))==")
     remember = ("%|",)
 
     def __init__(self) -> None:
@@ -122,6 +152,8 @@ class HFParser(LineParser):
         self.table_kind = ""
         self.table_line: Line | None = None
         self.postfix_step: dict[int | None, int] = {}  # last bar position recorded from a postfix, per rank
+        self.nb: tuple[list[str], str] | None = None  # an open notebook table: (column names, separator)
+        self.nb_bar: tuple[int, str, int, int] | None = None  # the last notebook progress line: line, text, step, total
 
     def feed(self, line: Line, out: Builder) -> None:
         text = line.text
@@ -133,6 +165,27 @@ class HFParser(LineParser):
                 if "*****" not in text:
                     return
             self._close_table(out)
+        if self.nb is not None:
+            if self._nb_row(line, out):
+                return
+            self.nb = None
+            out.stop_following(self)
+        if "Training Loss" in text:
+            m = _NB_HEADER.match(text)
+            if m:
+                sep = "\t" if m.group(2) == "\t" else "|" if "|" in m.group(2) else "  "
+                self.nb = ([c.strip() for c in _nb_split(text, sep)], sep)
+                out.saw("hf", 2)
+                out.follow(self, 3)
+                return
+        if ", Epoch " in text:
+            m = _NB_BAR.match(text)
+            if m:
+                self.nb_bar = (line.no, m.group(0).strip(), int(m.group(1)), int(m.group(2)))
+                out.meta.setdefault("header", {}).setdefault("total_steps", int(m.group(2)))
+        if "==((====))==" in text:  # Unsloth's banner: its header values are on the next 4 lines
+            out.saw("hf", 2)
+            out.follow(self, 5)
         if "{'" in text or text.lstrip().startswith("'"):
             self._dicts(line, out)
         if "loss=" in text and "%|" in text:
@@ -146,11 +199,12 @@ class HFParser(LineParser):
                 self.table, self.table_kind, self.table_line = {}, m.group(1), line
                 out.follow(self, 40)
         if " = " in text:
-            m = _HEADER.search(text)
-            if m:
-                value = to_number(m.group(2).replace(",", ""))
-                out.meta.setdefault("header", {}).setdefault(_HEADER_KEYS[m.group(1)], value)
-                out.set_meta("header:" + _HEADER_KEYS[m.group(1)], value, line)
+            for m in _HEADER.finditer(text):
+                name = m.group(1).lower()
+                key = _HEADER_KEYS.get(name) or _HEADER_KEYS[name.split(" (")[0]]  # "Total batch size (2 x 4 x 1)"
+                value = to_number(m.group(2).replace(",", "").rstrip("."))
+                out.meta.setdefault("header", {}).setdefault(key, value)
+                out.set_meta("header:" + key, value, line)
         if "trainable params" in text:
             m = _PEFT.search(text)
             if m:
@@ -195,7 +249,8 @@ class HFParser(LineParser):
     def _dicts(self, line: Line, out: Builder) -> None:
         text = line.text
         found = _DICT.findall(text) or ([m.group(0)] if (m := _BRACELESS.match(text)) else [])
-        if "TrainOutput(" in text:  # a script's print of trainer.train()'s return value repeats the summary
+        if "TrainOutput(" in text:  # trainer.train()'s return value, printed by a script or a notebook
+            self._train_output(line, out)
             return
         for chunk in found:
             pairs = parse_dict(chunk)
@@ -237,6 +292,62 @@ class HFParser(LineParser):
         values["step_source"] = "progress"
         out.record("train", values, line, step=step, text=m.group(0))
 
+    def _train_output(self, line: Line, out: Builder) -> None:
+        """``TrainOutput(global_step=.., training_loss=.., metrics={..})`` repeats the summary the trainer
+        printed; it is the summary when none was printed (a notebook prints no dict)."""
+        m = _TRAIN_OUTPUT.search(line.text)
+        if not m or "summary_line" in out.meta:
+            return
+        pairs = parse_dict(m.group(3)) or {}
+        pairs.setdefault("train_loss", to_number(m.group(2)))
+        out.saw("hf")
+        out.record("summary", metric_values(pairs), line, step=int(m.group(1)), text=m.group(0))
+        out.set_meta("summary_line", line.no, line)
+        out.set_meta("completed", True, line)
+
+    def _nb_row(self, line: Line, out: Builder) -> bool:
+        """A row of the open notebook table: a train record (``Training Loss`` and, without a validation
+        column, the other metrics: GRPO's reward, kl...) and, with ``Validation Loss``, an eval record
+        holding the other columns as ``eval_*``. Blank, ``...`` and ``|---|`` lines inside the table are skipped."""
+        assert self.nb is not None
+        names, sep = self.nb
+        text = line.text
+        if not text.strip(" .\t|-:"):  # blank, "...", or a Markdown table's |---|---| rule
+            out.follow(self, 3)
+            return True
+        cells = [c.strip() for c in _nb_split(text, sep)]
+        if len(cells) < 2 or len(cells) > len(names):
+            return False
+        values: list[Any] = []
+        for cell in cells:
+            m = _NB_CELL.match(cell)
+            if not m:
+                return False
+            values.append(None if m.group(1) == "No log" else to_number(m.group(1).replace(",", "")))
+        if not isinstance(values[0], float):
+            return False
+        out.follow(self, 3)
+        by_epoch = names[0] == "Epoch"
+        pos = {"epoch": values[0]} if by_epoch else {}
+        step = None if by_epoch else int(values[0])
+        evaluated = "Validation Loss" in names
+        train: dict[str, Any] = dict(pos)
+        evals: dict[str, Any] = dict(pos)
+        for name, value in zip(names[1:], values[1:], strict=False):
+            if name == "Training Loss":
+                train["loss"] = value
+            elif name == "Validation Loss":
+                evals["eval_loss"] = value
+            else:
+                key = _intern(re.sub(r"\s*/\s*", "/", name).replace(" ", "_").lower())
+                (evals if evaluated else train)[f"eval_{key}" if evaluated else key] = value
+        source = {} if by_epoch else {"step_source": "logged"}
+        if train.get("loss") is not None:
+            out.record("train", metric_values(train), line, step=step, **source)
+        if evaluated and evals.get("eval_loss") is not None:
+            out.record("eval", metric_values(evals), line, step=step, **source)
+        return True
+
     def _close_table(self, out: Builder) -> None:
         table, kind, line = self.table, self.table_kind, self.table_line
         self.table = None
@@ -255,6 +366,9 @@ class HFParser(LineParser):
         if self.table is not None:
             self._close_table(out)
         self._last_progress(out)
+        if self.nb_bar is not None and not any(e.get("data", {}).get("tag") == "progress" for e in out._events.values()):
+            no, text, step, total = self.nb_bar
+            out.event("info", Line(no, text, None), tag="progress", step=step, total=total, sec_per_step=None)
 
     def _last_progress(self, out: Builder) -> None:
         """Where the training bar stood at the end, as an info event (tag ``progress``): step, total,
