@@ -126,9 +126,10 @@ def _read_tail(path: str, end: int, size: int) -> tuple[bytes, bool]:
         return fh.read(end - start), start > 0
 
 
-def tail_lines(run: RunLog, params: dict[str, Any] | Any) -> list[Line] | None:
-    """The normalised lines of the last ``tail_kib`` KiB the parsers read, with their line numbers; None
-    when the source cannot be read again (stdin, a run directory, a large ``.gz``, a cut-short read)."""
+def tail_lines(run: RunLog, params: dict[str, Any] | Any, since: int = 0) -> list[Line] | None:
+    """The normalised lines of the last ``tail_kib`` KiB the parsers read (from line ``since`` on), with
+    their line numbers; None when the source cannot be read again (stdin, a run directory, a large
+    ``.gz``, a cut-short read)."""
     source, end = run.source, run.meta.get("bytes")
     if not isinstance(end, int) or run.meta.get("truncated") or not os.path.isfile(source):
         return None
@@ -147,8 +148,8 @@ def tail_lines(run: RunLog, params: dict[str, Any] | Any) -> list[Line] | None:
         parts.pop(0)  # the first line is cut by the window
     first = run.lines - len(parts) + 1
     out: list[Line] = []
-    for i, raw in enumerate(parts):
-        out.extend(split_line(first + i, raw))
+    for i in range(max(0, since - first), len(parts)):  # only what follows the record is normalised
+        out.extend(split_line(first + i, parts[i]))
     return out
 
 
@@ -230,8 +231,10 @@ def find_stall(run: RunLog, params: Any) -> Stall | None:
         last_step = max(last_step or 0, int(progress[-1].data.get("step") or 0))
     if any(_terminating(e) for e in _after(run.events, anchor_line)):
         return None  # it crashed or was killed: that finding explains the end
-    lines = tail_lines(run, params)
+    lines = tail_lines(run, params, since=anchor_line)
     if lines is None:
+        if os.path.isdir(run.source):
+            return None  # a run directory: line numbers belong to its files, whose tails are not read
         lines = _fallback_lines(run, anchor)
     start: dict[str, Stamp] = {}
     end: dict[str, Stamp] = {}

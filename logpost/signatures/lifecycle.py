@@ -97,7 +97,7 @@ def _short_frame(frame: str) -> str:
 def _innermost_frame(run: RunLog, e: Any, params: Mapping[str, Any]) -> list[Evidence]:
     """The last ``File "...", line N, in f`` line of the traceback and the source line under it
     (``train_result = trainer.train(...)``), re-read from the end of the log."""
-    lines = [ln for ln in tail_lines(run, params) or () if ln.no >= e.line and (e.rank is None or ln.rank == e.rank)]
+    lines = [ln for ln in tail_lines(run, params, since=e.line) or () if e.rank is None or ln.rank == e.rank]
     for i in range(len(lines) - 1, -1, -1):
         if _FRAME_TEXT.match(lines[i].text):
             out = [Evidence(lines[i].no, lines[i].text.strip()[:500])]
