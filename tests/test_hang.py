@@ -191,6 +191,18 @@ def test_two_clocks_are_not_compared(tmp_path):
     assert hang.find_stall(parse(path), PARAMS) is None
 
 
+def test_a_clock_that_runs_backwards_proves_nothing(tmp_path):
+    # rank 0's log, then rank 1's log of the same run appended: rank 1's stamps start hours earlier
+    axo = "[{}] [INFO] [axolotl.train.train:173] [PID:2415] [RANK:{}] {}"
+    path = write(tmp_path,
+                 axo.format("2024-12-20 23:00:00,101", 0, "Saving model checkpoint"),
+                 "{'loss': 1.4183, 'grad_norm': 0.6215, 'learning_rate': 1.2e-05, 'epoch': 0.04}",
+                 axo.format("2024-12-20 19:59:05,921", 1, "loading model"),
+                 axo.format("2024-12-20 21:00:00,101", 1, "Saving model checkpoint"),
+                 axo.format("2024-12-20 23:05:00,101", 1, "Saving model checkpoint"))
+    assert hang.find_stall(parse(path), PARAMS) is None  # 19:59 -> 23:05 is not a gap after the record
+
+
 def test_a_long_eval_whose_bar_moves_is_not_a_stall(tmp_path):
     # the eval bar is not the training bar (its total is not the run's 250 steps), but it moves
     path = write(tmp_path,

@@ -46,7 +46,11 @@ _STAMP = re.compile(
 _BAR = re.compile(r"\d+%\|.*?\|\s*\d+/\d+ \[|\|\s*\d+/\d+ \[\d")
 # A new start after the last record: the log holds a second launch (a restart), not a hang.
 RESTART = ("***** Running training *****", "Loading checkpoint shards", "initializing torch distributed",
-           "Initializing torch distributed", "Starting elastic_operator")
+           "Initializing torch distributed", "Starting elastic_operator",
+           "Setting OMP_NUM_THREADS environment variable",  # torchrun, at every launch
+           "Setting ds_accelerator to")  # DeepSpeed, at import
+BEFORE_LINES = 200  # lines before the record searched for the clock it was written under
+JITTER_S = 60.0  # threads and ranks interleave their lines: a clock may step back this much and still be one clock
 # Events after the last record that end the job: its own finding says what happened.
 _TERMINATING_KINDS = ("error", "traceback")
 _EXTERNAL_STOP_SIGNALS = (15, -15, 143)  # SIGTERM from a scheduler or a time limit: what often ends a hang
@@ -202,6 +206,49 @@ def _terminating(e: Event) -> bool:
     return not (data.get("tag") == "exit" and data.get("code") in _EXTERNAL_STOP_SIGNALS)
 
 
+def _clock_gap(lines: list[Line], anchor: Evidence) -> tuple[float, Stamp, Stamp, Evidence] | None:
+    """The longest wall time one clock of the log proves after ``anchor`` (moved on to any later bar
+    redraw), with the stamps that prove it; None when nothing is proven or the log shows a restart.
+
+    Each writer keeps its own clock (a stamp's ``form``), so a logger in UTC and a pulse in local time
+    are never subtracted. A clock that runs backwards after the record (files of several ranks
+    concatenated, a log appended to an older one) proves nothing and is dropped."""
+    anchor_line = anchor.line or 0
+    before: dict[str, Stamp] = {}  # the latest stamp at or before the anchor, per clock
+    start: dict[str, Stamp] = {}  # the record's own stamp, else the first one after it
+    end: dict[str, Stamp] = {}
+    bad: set[str] = set()
+    for ln in lines:
+        text = ln.text
+        if ln.no > anchor_line:
+            if _BAR.search(text):  # a bar moved after the record: progress; measure from here
+                anchor_line, anchor = ln.no, Evidence(ln.no, text.strip()[:500])
+                before.update(end)
+                start.clear()
+                end.clear()
+                continue
+            if any(r in text for r in RESTART):
+                return None  # a second launch: a restart, not a hang
+        s = stamp(ln.no, text)
+        if s is None:
+            continue
+        if ln.no < anchor_line:
+            before[s.form] = s
+            continue
+        prev = end.get(s.form) or start.get(s.form) or before.get(s.form)
+        if prev is not None and (s.at - prev.at).total_seconds() < -JITTER_S:
+            bad.add(s.form)
+        start.setdefault(s.form, s)
+        if ln.no > anchor_line:
+            end[s.form] = s
+    gaps = [((end[f].at - start[f].at).total_seconds(), start[f], end[f]) for f in end
+            if f in start and f not in bad]
+    if not gaps:
+        return None
+    gap, first, last = max(gaps, key=lambda g: g[0])
+    return gap, first, last, anchor
+
+
 def find_stall(run: RunLog, params: Any) -> Stall | None:
     """The hang the log proves, or None. ``params``: ``hang_floor_minutes``, ``hang_record_periods``,
     ``hang_unknown_period_minutes``, ``tail_kib``, ``gz_max_mib`` (see NCCL_TIMEOUT.toml)."""
@@ -231,35 +278,15 @@ def find_stall(run: RunLog, params: Any) -> Stall | None:
         last_step = max(last_step or 0, int(progress[-1].data.get("step") or 0))
     if any(_terminating(e) for e in _after(run.events, anchor_line)):
         return None  # it crashed or was killed: that finding explains the end
-    lines = tail_lines(run, params, since=anchor_line)
+    lines = tail_lines(run, params, since=max(1, anchor_line - BEFORE_LINES))
     if lines is None:
         if os.path.isdir(run.source):
             return None  # a run directory: line numbers belong to its files, whose tails are not read
         lines = _fallback_lines(run, anchor)
-    start: dict[str, Stamp] = {}
-    end: dict[str, Stamp] = {}
-    for ln in lines:
-        if ln.no < anchor_line:
-            continue
-        text = ln.text
-        if ln.no > anchor_line:
-            if _BAR.search(text):  # a bar moved after the record: progress; measure from here
-                anchor_line, anchor = ln.no, Evidence(ln.no, text.strip()[:500])
-                start.clear()
-                end.clear()
-                continue
-            if any(r in text for r in RESTART):
-                return None  # a second launch: a restart, not a hang
-        s = stamp(ln.no, text)
-        if s is None:
-            continue
-        start.setdefault(s.form, s)  # the record's own stamp when it has one, else the first after it
-        if ln.no > anchor_line and (s.form not in end or s.at >= end[s.form].at):
-            end[s.form] = s
-    gaps = [((end[f].at - start[f].at).total_seconds(), start[f], end[f]) for f in end if f in start]
-    if not gaps:
+    found = _clock_gap(lines, anchor)
+    if found is None:
         return None
-    gap, first, last = max(gaps, key=lambda g: g[0])
+    gap, first, last, anchor = found
     sec, stride = sec_per_step(run, train)
     period = sec * stride if sec else None
     floor = 60.0 * params["hang_floor_minutes"]
