@@ -55,6 +55,8 @@ def write(tmp_path: Path, *lines: str, name: str = "run.log") -> str:
     ("W1206 18:44:12.123456 140213 torch/distributed/elastic/multiprocessing/api.py:858] Sending process 4 closing",
      datetime(2000, 12, 6, 18, 44, 12)),
     ("Sat Jun  1 16:22:16 UTC 2024", datetime(2024, 6, 1, 16, 22, 16)),
+    ("05/28/2024 10:20:35 - INFO - llamafactory.hparams.parser - Process rank: 0, device: cuda:0, n_gpu: 1",
+     datetime(2024, 5, 28, 10, 20, 35)),
 ])
 def test_stamp_forms(text, at):
     s = hang.stamp(7, text)

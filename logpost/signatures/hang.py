@@ -39,6 +39,8 @@ _STAMP = re.compile(
     r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})(?:(?P<fs>[.,])\d{1,9})?"
     # glog as torch and NCCL print it: I1015 12:34:56.789012 · [I1015 12:34:56.789563910 ProcessGroupNCCL.cpp:...]
     r"|(?P<glead>^|[\[\s:])[IWEF](?P<gmo>\d{2})(?P<gd>\d{2}) (?P<gh>\d{2}):(?P<gmi>\d{2}):(?P<gs>\d{2})\.\d{3,9}\b"
+    # LLaMA-Factory and the HF example scripts (datefmt %m/%d/%Y): 05/28/2024 10:20:35 - INFO - llamafactory...
+    r"|(?P<ulead>^|[\[\s])(?P<umo>\d{2})/(?P<ud>\d{2})/(?P<uy>\d{4}) (?P<uh>\d{2}):(?P<umi>\d{2}):(?P<us>\d{2})\b"
     # date(1) in job scripts: Sat Jun  1 16:22:16 UTC 2024
     r"|(?P<wd>\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)) (?P<cmo>[A-Z][a-z]{2}) {1,2}(?P<cd>\d{1,2}) "
     r"(?P<ch>\d{2}):(?P<cmi>\d{2}):(?P<cs>\d{2}) (?:[A-Z]{2,5} )?(?P<cy>\d{4})\b")
@@ -109,6 +111,9 @@ def stamp(no: int, text: str) -> Stamp | None:
         if g["y"]:
             at = datetime(int(g["y"]), int(g["mo"]), int(g["d"]), int(g["h"]), int(g["mi"]), int(g["s"]))
             form = f"iso{g['lead'] or '^'}{g['ds']}{g['sep']}{g['fs'] or ''}"
+        elif g["umo"]:
+            at = datetime(int(g["uy"]), int(g["umo"]), int(g["ud"]), int(g["uh"]), int(g["umi"]), int(g["us"]))
+            form = f"us{g['ulead'] or '^'}"
         elif g["gmo"]:
             # glog prints no year: 2000 is a leap year, so Feb 29 parses; a log spanning New Year is rare
             at = datetime(2000, int(g["gmo"]), int(g["gd"]), int(g["gh"]), int(g["gmi"]), int(g["gs"]))
