@@ -60,7 +60,9 @@ tag                 kind                       data keys
 Tracebacks are one event of kind ``traceback`` whose text is the final exception line and whose
 data holds ``exc_type``, ``message``, ``frames`` (last 8, ``file:line in func``), ``chain`` (the
 chained exceptions, first to last) and ``start_line``; when the exception is one of the families
-above it also carries that ``tag`` and its fields. Tracebacks of several ranks may interleave
+above it also carries that ``tag`` and its fields. A traceback with frames but no exception line is
+still an event (text ``Traceback (most recent call last): (no exception line)``, ``exc_type`` None, at
+its first line); tag ``traceback_cut`` when the log ended inside it. Tracebacks of several ranks may interleave
 (``[rank0]:`` / ``[rank1]:`` prefixes) and are assembled per rank; Python 3.11 ``^^^^`` marker lines
 and source lines are skipped. Other lines at ERROR / WARNING level (logging, glog ``E1206``/``W1206``,
 ``[E ...]``/``[W ...]``, ``*Error:``, ``*Warning:``) become untagged error / warning events.
