@@ -227,6 +227,13 @@ def test_a_long_eval_whose_bar_moves_is_not_a_stall(tmp_path):
     assert st is not None and st.anchor.line == 5 and st.gap_s == 190 * 60
 
 
+def test_a_recurring_error_does_not_hide_the_hang(tmp_path):
+    err = "[default0]:[2022-05-01 {}] [ERROR] [monitor.py:12] wandb upload failed, will retry"
+    path = write(tmp_path, err.format("01:00:00"), ITERATION, pulse("2022-05-01 03:56:11"),
+                 err.format("04:00:00"), pulse("2022-05-01 05:56:18"))
+    assert hang.find_stall(parse(path), PARAMS) is not None
+
+
 def test_not_a_hang_when_the_run_finished(tmp_path):
     path = write(tmp_path, "{'loss': 1.4183, 'grad_norm': 0.6215, 'learning_rate': 1.2e-05, 'epoch': 1.96}",
                  "{'train_runtime': 766.1, 'train_samples_per_second': 2.61, 'train_steps_per_second': 0.326, "

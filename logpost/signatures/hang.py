@@ -201,7 +201,9 @@ def sec_per_step(run: RunLog, train: pd.DataFrame) -> tuple[float | None, int]:
 
 
 def _after(events: list[Event], line: int) -> list[Event]:
-    return [e for e in events if e.line > line or (e.last_line or 0) > line]
+    """Events first seen after ``line``: a message repeated since before it (a recurring non-fatal
+    error) did not stop the run then, and does not now."""
+    return [e for e in events if e.line > line]
 
 
 def _terminating(e: Event) -> bool:
