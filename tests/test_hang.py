@@ -74,6 +74,13 @@ def test_no_stamp(text):
     assert hang.stamp(1, text) is None
 
 
+def test_glog_time_is_shown_without_a_year(tmp_path):
+    glog = "[rank0]:[I1015 {} ProcessGroupNCCL.cpp:2262] [PG 0 Rank 0] ProcessGroupNCCL broadcast unique ID"
+    path = write(tmp_path, ITERATION, glog.format("12:34:56.789563910"), glog.format("14:34:56.789563910"))
+    st = hang.find_stall(parse(path), PARAMS)
+    assert st is not None and st.facts()["since"] == "10-15 12:34:56" and st.facts()["until"] == "10-15 14:34:56"
+
+
 def test_loggers_keep_their_own_clock():
     # HF's logger and the [..] bracket style are different forms: a time zone mismatch between two
     # writers must not add up to a gap

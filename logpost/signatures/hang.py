@@ -67,6 +67,11 @@ class Stamp:
     at: datetime
     form: str
 
+    @property
+    def shown(self) -> str:
+        """The time as the summary prints it (glog writes no year, so none is shown)."""
+        return self.at.strftime("%m-%d %H:%M:%S" if self.form.startswith("glog") else "%Y-%m-%d %H:%M:%S")
+
 
 @dataclass(frozen=True)
 class Stall:
@@ -97,7 +102,7 @@ class Stall:
         return {"gap_hours": hours or None, "gap_minutes": mins, "gap_s": round(self.gap_s),
                 "iteration" if self.iteration else "step": self.step,
                 "sec_per_iteration" if self.iteration else "sec_per_step": sec,
-                "since": self.start.at.isoformat(sep=" "), "until": self.end.at.isoformat(sep=" "),
+                "since": self.start.shown, "until": self.end.shown,
                 "start_line": self.start.line, "end_line": self.end.line}
 
 
