@@ -33,13 +33,14 @@ def test_precision_of_root_signatures(card):
 
 
 def test_floor(card):
-    # measured floors so the catalogue cannot silently regress (2026-11-28: recall 53/58, top 60/63)
-    assert card.recall >= 0.91 and card.top >= 0.95, card.table()
+    # measured floors so the catalogue cannot silently regress (2026-11-28: recall 54/58, top 61/63)
+    assert card.recall >= 0.93 and card.top >= 0.96, card.table()
 
 
-@pytest.mark.xfail(reason="recall 91% < 95%: labels the log cannot show (tracebacks cut before the exception: "
-                          "axo-1944, llamafactory-4026; a silent hang: bloom176b) or that the spine rules out on purpose (loss 0 with "
-                          "grad_norm nan is NAN_LOSS: axo-1706; train_loss 0.0063 is not 0: tinyllama-153)",
+@pytest.mark.xfail(reason="recall 93% < 95%: labels the log cannot show (tracebacks cut before the exception, "
+                          "reported as EARLY_TERMINATION without a guessed cause: axo-1944, llamafactory-4026) or that "
+                          "the spine rules out on purpose (loss 0 with grad_norm nan is NAN_LOSS: axo-1706; "
+                          "train_loss 0.0063 is not 0: tinyllama-153)",
                    strict=False)
 def test_goals(card):
     assert card.meets_goals(), card.table()

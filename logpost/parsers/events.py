@@ -45,6 +45,10 @@ tag                 kind                       data keys
 ``slurm_cancelled`` error                      reason (e.g. ``TIME LIMIT``)
 ``progress``        info                       step, total, sec_per_step (float|None): the training
                                                bar as it stood at the end (the last tqdm redraw)
+``traceback_cut``   traceback                  end_line (int): a traceback still open, with no
+                                               exception line, when the log ended (``exc_type`` None;
+                                               ``end_line`` is the last line it took in, so a
+                                               detector can tell a log that stops inside it)
 ``masked_labels``   warning                    (none): a sample or turn left without supervised
                                                tokens: TRL's completion collator (``Could not find
                                                response key``, ``This instance will be ignored in
@@ -56,7 +60,9 @@ tag                 kind                       data keys
 Tracebacks are one event of kind ``traceback`` whose text is the final exception line and whose
 data holds ``exc_type``, ``message``, ``frames`` (last 8, ``file:line in func``), ``chain`` (the
 chained exceptions, first to last) and ``start_line``; when the exception is one of the families
-above it also carries that ``tag`` and its fields. Tracebacks of several ranks may interleave
+above it also carries that ``tag`` and its fields. A traceback with frames but no exception line is
+still an event (text ``Traceback (most recent call last): (no exception line)``, ``exc_type`` None, at
+its first line); tag ``traceback_cut`` when the log ended inside it. Tracebacks of several ranks may interleave
 (``[rank0]:`` / ``[rank1]:`` prefixes) and are assembled per rank; Python 3.11 ``^^^^`` marker lines
 and source lines are skipped. Other lines at ERROR / WARNING level (logging, glog ``E1206``/``W1206``,
 ``[E ...]``/``[W ...]``, ``*Error:``, ``*Warning:``) become untagged error / warning events.
@@ -214,8 +220,10 @@ class EventParser(LineParser):
         if m:
             tb["frames"].append((m.group(1), int(m.group(2)), m.group(3).strip()))
             tb.pop("chained", None)
+            tb["last"] = line.no
             return True
         if text.startswith((" ", "\t")) or set(text.strip()) <= set("^~ "):
+            tb["last"] = line.no
             return True  # source line under a frame, or Python 3.11 ^^^^ markers
         if any(c in text for c in _CHAIN):
             tb["chained"] = True
@@ -230,7 +238,7 @@ class EventParser(LineParser):
             return True
         return False
 
-    def _close(self, rank: int | None, out: Builder, truncated: bool = False) -> None:
+    def _close(self, rank: int | None, out: Builder, truncated: bool = False, at_end: bool = False) -> None:
         tb = self.open.pop(rank, None)
         if tb is None:
             return
@@ -246,6 +254,8 @@ class EventParser(LineParser):
                                 "start_line": tb["start"], "frames": [f"{f}:{n} in {fn}" for f, n, fn in frames],
                                 "chain": list(tb["chain"])}
         data.update(classify(end.text) or {})
+        if at_end and tb.get("line") is None:  # the log ended inside it: the exception line never came
+            data.update(tag="traceback_cut", end_line=tb.get("last", tb["start"]))
         self._emit("traceback", Line(end.no, end.text.strip(), rank), data, out)
 
     # ------------------------------------------------------------------------------ level lines
@@ -315,5 +325,5 @@ class EventParser(LineParser):
 
     def finish(self, out: Builder) -> None:
         for rank in list(self.open):
-            self._close(rank, out, truncated=not self.open[rank].get("done"))
+            self._close(rank, out, truncated=not self.open[rank].get("done"), at_end=True)
         self._flush(out)

@@ -1,4 +1,5 @@
-"""Process exits and distributed failures: exit codes, HOST_OOM, NCCL_TIMEOUT inferred from SIGABRT.
+"""Process exits and distributed failures: exit codes, HOST_OOM, NCCL_TIMEOUT inferred from SIGABRT
+or from a silent hang (no record for many step times while the job keeps logging, see :mod:`hang`).
 
 The text markers (watchdog lines, NCCL errors, "Killed") are catalogue patterns; the code here
 reads launcher exit codes, from ``Event.data`` (tag ``exit``: code, signal, local_rank) when the
@@ -15,6 +16,7 @@ from typing import Any
 import regex
 
 from logpost.model import Event, RunLog
+from logpost.signatures.hang import find_stall
 from logpost.signatures.loss import _note
 from logpost.signatures.registry import Hit, detector, event_evidence
 
@@ -74,6 +76,20 @@ def distributed(run: RunLog) -> bool:
                or "local_rank" in e.text or (e.data or {}).get("tag") == "exit" for e in run.events)
 
 
+def multi_process(run: RunLog) -> bool:
+    """Several ranks take part, so a hang sits in a collective: rank prefixes on records or events, a
+    launcher, NCCL lines, Megatron/DeepSpeed, or an HF header whose total batch spans several processes."""
+    if distributed(run) or set(run.frameworks) & {"megatron", "deepspeed", "torchrun", "torchtitan"}:
+        return True
+    if "rank" in run.frame and run.frame["rank"].notna().any():
+        return True
+    if any("NCCL" in e.text for e in run.events):
+        return True
+    h = run.meta.get("header", {})
+    per, acc, total = h.get("per_device_batch_size"), h.get("gradient_accumulation_steps"), h.get("total_batch_size")
+    return bool(per and acc and total and total > per * acc)
+
+
 @detector("HOST_OOM")
 def host_oom(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     """A worker killed by SIGKILL (-9, or 137 from a shell): almost always the kernel OOM killer on host RAM."""
@@ -88,10 +104,11 @@ def host_oom(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
 @detector("NCCL_TIMEOUT")
 def nccl_timeout_from_abort(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     """A distributed worker that died of SIGABRT (-6): the usual end after the NCCL watchdog tears the
-    process down. The watchdog lines themselves are matched by the catalogue patterns."""
+    process down; else a silent hang (variant ``hang``). The watchdog lines themselves are matched by
+    the catalogue patterns."""
     aborted = [x for x in exits(run) if x.signal == 6]
     if not aborted or not distributed(run):
-        return []
+        return _hang(run, params)
     x = aborted[0]
     hit = Hit(evidence=[event_evidence(k.event) for k in aborted[:3]], confidence=params["sigabrt_confidence"],
               first_line=x.event.line, facts={"code": x.code, "signal": x.signal_name, "rank": _rank(x)})
@@ -101,6 +118,17 @@ def nccl_timeout_from_abort(run: RunLog, params: Mapping[str, Any]) -> Iterable[
           "这是从退出码推断的：有 worker 被 abort（SIGABRT，-6），NCCL watchdog 在集合通信超时后"
           "就是这样结束进程的。可以在其他 rank 的日志里找 watchdog 的报错来确认。")
     return [hit]
+
+
+def _hang(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
+    """A distributed run that stopped making progress while it kept logging, and no watchdog fired."""
+    if not multi_process(run):
+        return []
+    st = find_stall(run, params)
+    if st is None:
+        return []
+    return [Hit(evidence=st.evidence(), confidence=params["hang_confidence"], first_step=st.step,
+                first_line=st.anchor.line, facts=st.facts(), variant="hang")]
 
 
 def _rank(x: Exit) -> Any:

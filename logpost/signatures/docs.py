@@ -28,6 +28,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "patterns": "Log markers", "samples": "sample", "cases": "Test cases", "found": "found",
         "not_found": "not found", "all": "all frameworks",
         "summary": "Summary template", "field": "reads",
+        "variant": "Variant", "variant_intro": "a finding that shows this way uses these texts instead",
     },
     "zh": {
         "title": "故障特征目录",
@@ -39,6 +40,7 @@ TEXT: dict[str, dict[str, Any]] = {
         "patterns": "日志标记", "samples": "样例", "cases": "测试用例", "found": "应检出",
         "not_found": "不应检出", "all": "所有框架",
         "summary": "摘要模板", "field": "匹配字段",
+        "variant": "变体", "variant_intro": "以这种形式出现的诊断结果改用下面的文字",
     },
 }
 
@@ -76,6 +78,19 @@ def render_entry(sig: Signature, lang: str) -> list[str]:
         scope = f" *({', '.join(step.frameworks)})*" if step.frameworks else ""
         out.append(f"{i}.{scope} {step.text[lang]}")
     out += ["", f"{t['summary']}: {_code(sig.summary[lang])}", ""]
+    for name, var in sig.variants.items():
+        out += [f"### {t['variant']} `{name}`", "", f"*{t['variant_intro']}*", ""]
+        if var.title:
+            out += [f"**{var.title[lang]}**", ""]
+        if var.why:
+            out += [var.why[lang], ""]
+        for i, step in enumerate(var.remediation, 1):
+            scope = f" *({', '.join(step.frameworks)})*" if step.frameworks else ""
+            out.append(f"{i}.{scope} {step.text[lang]}")
+        if var.remediation:
+            out.append("")
+        if var.summary:
+            out += [f"{t['summary']}: {_code(var.summary[lang])}", ""]
     raw = tomllib.loads(Path(sig.path).read_text(encoding="utf-8")).get("params", {})
     if raw:
         comments = _param_comments(sig.path)

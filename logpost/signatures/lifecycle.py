@@ -1,4 +1,5 @@
-"""Run lifecycle: EARLY_TERMINATION (a process died, or the log stops mid-run) and SLOW_THROUGHPUT."""
+"""Run lifecycle: EARLY_TERMINATION (a process died, the log stops mid-run or inside a traceback) and
+SLOW_THROUGHPUT (throughput that collapsed, very slow steps, or a single-process run that stalled)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 import pandas as pd
 import regex
 
-from logpost.model import RunLog, Severity
-from logpost.signatures.distributed import exits
+from logpost.model import Evidence, RunLog, Severity
+from logpost.signatures.distributed import exits, multi_process
+from logpost.signatures.hang import find_stall, tail_lines
 from logpost.signatures.loss import _first, _note, ordered_train, row_evidence
 from logpost.signatures.registry import Hit, detector, event_evidence, find_events
 
@@ -34,8 +36,8 @@ _SEC_PER_IT = regex.compile(r"(?P<sec>\d+(?:\.\d+)?)s/it\b")
 
 @detector("EARLY_TERMINATION")
 def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
-    """A process exit with a non-zero code or a kill, or a log that stops well before its total
-    steps without the final summary."""
+    """A process exit with a non-zero code or a kill, a log that ends inside a traceback (variant
+    ``cut_traceback``), or a log that stops well before its total steps without the final summary."""
     died = exits(run)
     killed = find_events(run, ("killed",), KILLED, kinds=("error", "warning", "info", "traceback"))
     if died or killed:
@@ -51,7 +53,59 @@ def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
             _note(hit, "Exit code 1 is a Python exception in a worker: its traceback above names the cause.",
                   "退出码 1 表示某个 worker 抛了 Python 异常，上面的 traceback 就是原因。")
         return [hit]
-    return _truncated(run, params)
+    return _cut_traceback(run, params) or _truncated(run, params)
+
+
+_FRAME_TEXT = regex.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<no>\d+), in (?P<func>.+)$')
+
+
+def _cut_traceback(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
+    """The log ends inside a Python traceback: the run visibly crashed, but the exception line that
+    names the cause was cut off (copied short, or lost in an unflushed buffer). Nothing is guessed
+    about the cause; the hit shows where it happened."""
+    cut = [e for e in run.events if (e.data or {}).get("tag") == "traceback_cut"]
+    if not cut or run.meta.get("completed") or (run.frame["kind"] == "summary").any():
+        return []
+    if max(int(e.data.get("end_line") or e.line) for e in cut) < run.lines:
+        return []  # the log goes on after it: an exception line we could not read, not a cut
+    e = min(cut, key=lambda x: x.line)
+    frames = list(e.data.get("frames") or ())
+    facts: dict[str, Any] = {"rank": e.rank, "frame": _short_frame(frames[-1]) if frames else None,
+                             "tracebacks": len(cut)}
+    evidence = [event_evidence(e)]
+    evidence += _innermost_frame(run, e, params)
+    train = run.train_rows()
+    before = train[train["line"].notna() & (train["line"] < e.line)]
+    if len(before):
+        last = before.sort_values("line", kind="stable").tail(1)
+        evidence = row_evidence(run, last) + evidence
+        facts["step"] = _first(last, "step")
+    else:
+        progress = [p for p in run.events if (p.data or {}).get("tag") == "progress" and p.line <= e.line]
+        if progress:
+            facts["step"], facts["total"] = progress[-1].data.get("step"), progress[-1].data.get("total")
+    return [Hit(evidence=evidence, confidence=params["cut_confidence"], first_step=facts.get("step"),
+                first_line=e.line, facts=facts, variant="cut_traceback")]
+
+
+def _short_frame(frame: str) -> str:
+    """``/long/path/src/pkg/workflow.py:73 in run_sft`` -> ``pkg/workflow.py:73 in run_sft``."""
+    path, _, rest = frame.partition(":")
+    return "/".join(path.split("/")[-2:]) + ":" + rest if rest else frame
+
+
+def _innermost_frame(run: RunLog, e: Any, params: Mapping[str, Any]) -> list[Evidence]:
+    """The last ``File "...", line N, in f`` line of the traceback and the source line under it
+    (``train_result = trainer.train(...)``), re-read from the end of the log."""
+    lines = [ln for ln in tail_lines(run, params, since=e.line) or () if e.rank is None or ln.rank == e.rank]
+    for i in range(len(lines) - 1, -1, -1):
+        if _FRAME_TEXT.match(lines[i].text):
+            out = [Evidence(lines[i].no, lines[i].text.strip()[:500])]
+            nxt = lines[i + 1] if i + 1 < len(lines) else None
+            if nxt is not None and nxt.text.startswith((" ", "\t")) and not _FRAME_TEXT.match(nxt.text):
+                out.append(Evidence(nxt.no, nxt.text.strip()[:500]))
+            return out
+    return []
 
 
 def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
@@ -82,7 +136,14 @@ def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
 
 @detector("SLOW_THROUGHPUT")
 def slow_throughput(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
-    """Throughput that falls well below its own earlier level, or steps that take many minutes."""
+    """Throughput that falls well below its own earlier level, or steps that take many minutes; or a
+    single-process run that stopped making progress while it kept logging (variant ``stall``; in a
+    multi-rank run the same stall is a hang in a collective, NCCL_TIMEOUT)."""
+    if not multi_process(run):
+        st = find_stall(run, params)
+        if st is not None:
+            return [Hit(evidence=st.evidence(), confidence=params["hang_confidence"], first_step=st.step,
+                        first_line=st.anchor.line, facts=st.facts(), variant="stall")]
     frame = ordered_train(run)
     for col in THROUGHPUT_COLUMNS + STEP_TIME_COLUMNS:
         if col not in frame:

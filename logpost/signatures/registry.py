@@ -69,6 +69,18 @@ class Clue:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Texts for one way a signature shows (``[variants.NAME]``): a hang with no watchdog line is
+    still NCCL_TIMEOUT, but its summary and explanation say what the log shows instead. A text the
+    variant leaves out is the signature's own; ``remediation``, when given, replaces the steps."""
+
+    title: Mapping[str, str] | None = None
+    summary: Mapping[str, str] | None = None
+    why: Mapping[str, str] | None = None
+    remediation: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
 class Signature:
     id: str
     severity: Severity
@@ -84,12 +96,15 @@ class Signature:
     path: str = ""
     tests: tuple[Mapping[str, Any], ...] = ()  # [[tests]] cases: a corpus log or inline text, found or not
     fatal: bool = False  # a crash: when the log shows the run training on to its end, it was survived
+    variants: Mapping[str, Variant] = field(default_factory=dict)
 
-    def steps_for(self, frameworks: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    def steps_for(self, frameworks: Iterable[str], variant: str | None = None) -> dict[str, tuple[str, ...]]:
+        var = self.variants.get(variant) if variant else None
+        steps = var.remediation if var is not None and var.remediation else self.remediation
         fw = set(frameworks)
-        chosen = [s for s in self.remediation if not s.frameworks or fw & set(s.frameworks)]
+        chosen = [s for s in steps if not s.frameworks or fw & set(s.frameworks)]
         if not any(s.frameworks for s in chosen):  # unknown framework: show every concrete variant
-            chosen = list(self.remediation)
+            chosen = list(steps)
         return {lang: tuple(s.text[lang] for s in chosen) for lang in LANGS}
 
 
@@ -104,6 +119,7 @@ class Hit:
     facts: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=lambda: {lang: [] for lang in LANGS})
     severity: Severity | None = None  # overrides the catalogue's severity for this hit
+    variant: str | None = None  # a [variants.NAME] of the signature whose texts this hit uses
 
 
 Detector = Callable[[RunLog, Mapping[str, Any]], Iterable[Hit]]
@@ -150,10 +166,7 @@ def load_signature(path: Path) -> Signature:
     status = entry.get("status", "stable")
     if status not in STATUSES:
         raise InputError(f"{where}: status must be one of {', '.join(STATUSES)}")
-    steps = []
-    for i, item in enumerate(entry.get("remediation", [])):
-        texts = _texts({"s": item}, "s", f"{where}: remediation #{i + 1}")
-        steps.append(Step(texts, tuple(item.get("frameworks", ()))))
+    steps = _steps(entry.get("remediation", []), where)
     if not steps:
         raise InputError(f"{where}: at least one [[remediation]] step is required")
     patterns = []
@@ -190,12 +203,34 @@ def load_signature(path: Path) -> Signature:
         if not isinstance(case, dict) or not isinstance(case.get("found"), bool) \
                 or sum(isinstance(case.get(k), str) for k in ("log", "text")) != 1:
             raise InputError(f"{where}: tests #{i + 1} needs one of 'log' or 'text' and a boolean 'found'")
+    variants = entry.get("variants", {})
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise InputError(f"{where}: [variants.NAME] must be tables")
     return Signature(
         id=sig_id, severity=severity, status=status,
         title=_texts(entry, "title", where), summary=_texts(entry, "summary", where),
         why=_texts(entry, "why", where), remediation=tuple(steps), params=params,
         consequences=tuple(entry.get("consequences", ())), patterns=tuple(patterns),
-        clues=tuple(clues), path=where, tests=tuple(tests), fatal=bool(entry.get("fatal", False)))
+        clues=tuple(clues), path=where, tests=tuple(tests), fatal=bool(entry.get("fatal", False)),
+        variants={name: _variant(v, f"{where}: variants.{name}") for name, v in variants.items()})
+
+
+def _steps(items: Any, where: str) -> tuple[Step, ...]:
+    if not isinstance(items, list):
+        raise InputError(f"{where}: [[remediation]] must be a list of tables")
+    steps = []
+    for i, item in enumerate(items):
+        texts = _texts({"s": item}, "s", f"{where}: remediation #{i + 1}")
+        steps.append(Step(texts, tuple(item.get("frameworks", ()))))
+    return tuple(steps)
+
+
+def _variant(entry: Mapping[str, Any], where: str) -> Variant:
+    unknown = set(entry) - {"title", "summary", "why", "remediation"}
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    texts = {k: _texts(entry, k, where) for k in ("title", "summary", "why") if k in entry}
+    return Variant(**texts, remediation=_steps(entry.get("remediation", []), where))
 
 
 def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: tuple[str, ...],
@@ -420,9 +455,13 @@ def merge(hit: Hit, other: Hit) -> None:
 
 def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
     facts = {"first_step": hit.first_step, "first_line": hit.first_line, **hit.facts}
+    var = sig.variants.get(hit.variant) if hit.variant else None  # a user file may lack it: base texts
+    title = (var.title if var else None) or sig.title
+    why = (var.why if var else None) or sig.why
+    template = (var.summary if var else None) or sig.summary
     summary = {}
     for lang in LANGS:
-        text = render_summary(sig.summary[lang], facts, lang)
+        text = render_summary(template[lang], facts, lang)
         extra = list(hit.notes.get(lang) or [])
         for clue in sig.clues:
             hits = [e for e in run.events if _search(clue.regex, e.text)]
@@ -432,8 +471,9 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
         summary[lang] = ("" if lang == "zh" else " ").join(p for p in (text, *extra) if p)
     return Finding(
         id=sig.id, severity=hit.severity or sig.severity, confidence=max(0.0, min(1.0, hit.confidence)),
-        title=sig.title, summary=summary, why=sig.why,
-        remediation=sig.steps_for((run.framework,) if run.framework else ()), evidence=tuple(hit.evidence),
+        title=title, summary=summary, why=why,
+        remediation=sig.steps_for((run.framework,) if run.framework else (), hit.variant),
+        evidence=tuple(hit.evidence),
         first_step=hit.first_step, first_line=hit.first_line, facts=facts)
 
 
