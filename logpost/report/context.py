@@ -363,7 +363,10 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
     root = pm.findings[0] if pm.findings else None
     wasted = share = None
     span = last - (first if first is not None else 1) + 1 if last is not None else 0
-    if root is not None and root.severity >= Severity.ERROR and root.first_step is not None and last is not None:
+    # wasted steps: only for a failure that went on for more than one logged step (not a crash or a hang
+    # at the last one)
+    if root is not None and root.severity >= Severity.ERROR and root.first_step is not None and last is not None \
+            and root.first_step < last:
         wasted = max(0, last - root.first_step + 1)
         share = wasted / span if span > 0 else None
     out: dict[str, tuple[str, ...]] = {}
