@@ -120,3 +120,21 @@ def test_overfitting_from_a_notebook_table(tmp_path):
     rows = [f"{500 * (i + 1)}\t{t:.6f}\t{v:.6f}" for i, (t, v) in enumerate(zip(train, val, strict=True))]
     pm = analyze(write(tmp_path, table("Step\tTraining Loss\tValidation Loss", rows)))
     assert "OVERFITTING" in {f.id for f in pm.findings}
+
+
+# ms-swift prints HF-style dicts that carry their own step (bare floats in older releases, quoted strings
+# in newer ones), glued to its "Train:" bar, which is not the bare training bar.
+SWIFT = """Train:   0%|          | 0/60 [00:00<?, ?it/s][INFO:swift] use_logits_to_keep: True
+Train:   2%|▏         | 1/60 [00:42<41:47, 42.51s/it]{'loss': '0.3713', 'grad_norm': '0.8901', 'learning_rate': '3.333e-05', 'token_acc': '0.921', 'epoch': '0.08602', 'global_step/max_steps': '1/60', 'elapsed_time': '43s', 'remaining_time': '41m 48s', 'memory(GiB)': '14.3', 'train_speed(s/it)': '42.51'}
+Train:   8%|▊         | 5/60 [03:52<43:40, 47.64s/it]{'loss': 0.2992, 'grad_norm': 0.6541, 'learning_rate': 9.97e-05, 'token_acc': 0.9285, 'epoch': 0.43, 'global_step/max_steps': '5/60', 'percentage': '8.33%', 'elapsed_time': '3m 52s', 'remaining_time': '43m 40s', 'memory(GiB)': 14.3, 'train_speed(iter/s)': 0.021}
+{'eval_loss': 0.31, 'eval_token_acc': 0.93, 'eval_runtime': 9.85, 'epoch': 0.43, 'global_step/max_steps': '5/60', 'percentage': '8.33%'}
+"""
+
+
+def test_swift_dicts_carry_their_step(tmp_path):
+    run = parse(write(tmp_path, SWIFT, "swift.log"))
+    f = run.frame
+    assert list(run.train_rows().step) == [1, 5] and set(run.train_rows().step_source) == {"logged"}
+    assert list(f[f.kind == "eval"].step) == [5] and run.meta["header"]["total_steps"] == 60
+    assert run.frameworks[0] == "swift" and "hf" in run.frameworks
+    assert "global_step/max_steps" not in f and list(run.train_rows().token_acc) == [0.921, 0.9285]

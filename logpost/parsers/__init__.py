@@ -29,7 +29,7 @@ from logpost.parsers.torchdist import TorchDistParser
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
 
 # Frameworks that wrap others win the name: Axolotl and LLaMA-Factory print HF Trainer dicts.
-_WRAPPERS = ("axolotl", "llamafactory")
+_WRAPPERS = ("axolotl", "llamafactory", "swift")
 
 
 class JsonlParser(LineParser):

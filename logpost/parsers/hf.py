@@ -10,6 +10,7 @@
 * what a notebook shows (``NotebookProgressCallback``), pasted as text: the ``Step | Training Loss |
   Validation Loss | <metrics>`` table (tab-, pipe- or space-separated; ``No log`` cells), the
   ``[80/80 02:02, Epoch 0/1]`` progress line, and ``TrainOutput(...)`` as the run's summary;
+* ms-swift's dicts, which carry their step: ``'global_step/max_steps': '10/1000'``;
 * Unsloth's start-up banner (``Num examples = 3,011 | Num Epochs = 1 ... Total steps = 80``).
 """
 
@@ -109,6 +110,16 @@ def parse_dict(text: str) -> dict[str, Any] | None:
             raw = m.group(1) if m else raw
         out[_intern(key)] = to_number(raw)
     return out
+
+
+def _swift_step(value: Any, out: Builder) -> int | None:
+    """ms-swift's ``'global_step/max_steps': '10/1000'``: the step, and the planned total as the header's."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value) if isinstance(value, str) else None
+    if not m:
+        return None
+    out.meta.setdefault("header", {}).setdefault("total_steps", int(m.group(2)))
+    out.saw("swift")
+    return int(m.group(1))
 
 
 def metric_values(pairs: dict[str, Any]) -> dict[str, Any]:
@@ -257,10 +268,14 @@ class HFParser(LineParser):
             if not pairs or not (METRIC_KEYS & pairs.keys() or any(k.startswith("eval_") for k in pairs)):
                 continue
             kind = record_kind(pairs)
+            logged = _swift_step(pairs.pop("global_step/max_steps", None), out)
             values = metric_values(pairs)
             out.saw("hf")
-            rec = out.record(kind, values, line, text=chunk.strip())
-            if kind == "train":
+            if logged is not None:  # ms-swift logs the step itself
+                rec = out.record(kind, values, line, step=logged, text=chunk.strip(), step_source="logged")
+            else:
+                rec = out.record(kind, values, line, text=chunk.strip())
+            if kind == "train" and logged is None:
                 step = self._progress(line, out)
                 if step is not None:
                     rec["_progress"] = step
