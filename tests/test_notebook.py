@@ -138,3 +138,39 @@ def test_swift_dicts_carry_their_step(tmp_path):
     assert list(f[f.kind == "eval"].step) == [5] and run.meta["header"]["total_steps"] == 60
     assert run.frameworks[0] == "swift" and "hf" in run.frameworks
     assert "global_step/max_steps" not in f and list(run.train_rows().token_acc) == [0.921, 0.9285]
+
+
+ARGS = """05/28/2024 10:20:35 - INFO - __main__ - Training/evaluation parameters TrainingArguments(
+_n_gpu=1,
+accelerator_config={'split_batches': False, 'dispatch_batches': None, 'even_batches': True},
+bf16=False,
+deepspeed=ds_z2.json,
+fp16=True,
+learning_rate=2e-05,
+logging_nan_inf_filter=True,
+lr_scheduler_type=SchedulerType.COSINE,
+max_grad_norm=1.0,
+max_steps=-1,
+optim=OptimizerNames.ADAMW_TORCH,
+output_dir=out,
+)
+{'loss': 2.1, 'grad_norm': 1.0, 'learning_rate': 1e-05, 'epoch': 0.01}
+"""
+
+
+def test_training_arguments_dump_becomes_run_settings(tmp_path):
+    run = parse(write(tmp_path, ARGS, "args.log"))
+    m = run.meta
+    assert (m["fp16"], m["bf16"], m["dtype"], m["learning_rate"], m["max_grad_norm"]) == (True, False, "fp16", 2e-05, 1.0)
+    assert (m["lr_scheduler_type"], m["optim"], m["deepspeed"]) == ("cosine", "adamw_torch", "ds_z2.json")
+    assert "max_steps" not in m  # -1 means "train by epochs", not a planned total
+    assert m["_lines"]["fp16"][0] == 6 and "output_dir" not in m
+    assert len(run.train_rows()) == 1  # the dump ends at ")": the dict after it is read as usual
+
+
+def test_training_arguments_on_one_line(tmp_path):
+    line = ("TrainingArguments(output_dir='out', learning_rate=5e-05, fp16=False, bf16=True, max_grad_norm=0.3, "
+            "lr_scheduler_type=<SchedulerType.LINEAR: 'linear'>, warmup_steps=100)\n")
+    m = parse(write(tmp_path, line, "args1.log")).meta
+    assert (m["learning_rate"], m["bf16"], m["dtype"], m["max_grad_norm"], m["warmup_steps"]) == (5e-05, True, "bf16", 0.3, 100)
+    assert m["lr_scheduler_type"] == "linear"

@@ -10,6 +10,8 @@
 * what a notebook shows (``NotebookProgressCallback``), pasted as text: the ``Step | Training Loss |
   Validation Loss | <metrics>`` table (tab-, pipe- or space-separated; ``No log`` cells), the
   ``[80/80 02:02, Epoch 0/1]`` progress line, and ``TrainOutput(...)`` as the run's summary;
+* the ``TrainingArguments(...)`` dump of HF example scripts and LLaMA-Factory (one ``key=value,`` per
+  line since transformers 4.10, one line before): the settings that explain failures become run metadata;
 * ms-swift's dicts, which carry their step: ``'global_step/max_steps': '10/1000'``;
 * Unsloth's start-up banner (``Num examples = 3,011 | Num Epochs = 1 ... Total steps = 80``).
 """
@@ -74,6 +76,11 @@ _NB_HEADER = re.compile(r"^\s*\|?\s*(Step|Epoch)(\t|\s*\|\s*|\s{2,})Training Los
 _NB_CELL = re.compile(r"^[*_~\s]*([-+]?(?:\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?|nan|inf)|No log)[*_~\s]*$")
 # "[80/80 02:02, Epoch 0/1]", "[ 15/500 00:31 < 17:02, 0.47 it/s, Epoch 0.09/3]"
 _NB_BAR = re.compile(r"^\s*\[\s*(\d+)/(\d+) [\d:]+(?: < [\d:]+)?(?:, [\d.]+ (?:it/s|s/it))?, Epoch [\d.]+/\d+\]")
+# TrainingArguments settings kept as run metadata (the dump has ~150); precision, schedule, clipping, batch
+ARG_KEYS = ("bf16", "fp16", "learning_rate", "lr_scheduler_type", "warmup_steps", "warmup_ratio", "max_grad_norm",
+            "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+            "logging_nan_inf_filter", "logging_steps", "optim", "weight_decay", "gradient_checkpointing", "deepspeed")
+_ARG = re.compile(r"(?:^|[(,]\s*)(" + "|".join(ARG_KEYS) + r")=([^,()]*(?:\([^()]*\))?[^,()]*)")
 _TRAIN_OUTPUT = re.compile(r"TrainOutput\(global_step=(\d+), training_loss=([^,]+), metrics=(\{[^{}]*\})")
 _TABLE_START = re.compile(r"\*{5} (\w+) metrics \*{5}")
 _TABLE_ROW = re.compile(r"^\s+([\w/.\-]+)\s+=\s+(\S+)\s*$")
@@ -155,7 +162,7 @@ class HFParser(LineParser):
     # A paste that lost the opening brace ("'loss': 1.2, ...}") is read on the first line of a source,
     # which the scanner always hands out (where pastes are cut); a quoted key alone would need a pass.
     markers = ("{'", "*****", "loss=", "Total optimization steps", "trainable params", "name_or_path",
-               "Training Loss", ", Epoch ", "==((====))==")
+               "Training Loss", ", Epoch ", "==((====))==", "TrainingArguments(")
     remember = ("%|",)
 
     def __init__(self) -> None:
@@ -165,6 +172,7 @@ class HFParser(LineParser):
         self.postfix_step: dict[int | None, int] = {}  # last bar position recorded from a postfix, per rank
         self.nb: tuple[list[str], str] | None = None  # an open notebook table: (column names, separator)
         self.nb_bar: tuple[int, str, int, int] | None = None  # the last notebook progress line: line, text, step, total
+        self.args_open = False  # inside a multi-line TrainingArguments(...) dump
 
     def feed(self, line: Line, out: Builder) -> None:
         text = line.text
@@ -176,6 +184,10 @@ class HFParser(LineParser):
                 if "*****" not in text:
                     return
             self._close_table(out)
+        if self.args_open or "TrainingArguments(" in text:
+            self._training_args(line, out)
+            if self.args_open:
+                return
         if self.nb is not None:
             if self._nb_row(line, out):
                 return
@@ -306,6 +318,35 @@ class HFParser(LineParser):
             values["loss"] = pairs[named[0]]
         values["step_source"] = "progress"
         out.record("train", values, line, step=step, text=m.group(0))
+
+    def _training_args(self, line: Line, out: Builder) -> None:
+        """Settings from a ``TrainingArguments(`` dump: a multi-line one is followed to its ``)``."""
+        text = line.text
+        if "TrainingArguments(" in text:
+            text = text[text.index("TrainingArguments(") + len("TrainingArguments("):]
+            self.args_open = not text.strip()  # "TrainingArguments(" ends the line: one key per line follows
+            if self.args_open:
+                out.saw("hf")
+                out.follow(self, 300)
+                return
+        elif text.strip() == ")" or "=" not in text:
+            self.args_open = False
+            out.stop_following(self)
+            return
+        for key, raw in _ARG.findall(text.strip()):
+            raw = raw.strip().rstrip(",").strip()
+            value: Any = {"True": True, "False": False, "None": None}.get(raw, raw)
+            if isinstance(value, str):
+                enum = re.fullmatch(r"<?[A-Z]\w*(?:Type|Names|Strategy|Mode)\.(\w+)(?:: '([^']*)'>)?", value)  # SchedulerType.COSINE, <..: 'linear'>
+                if enum:
+                    value = enum.group(2) or enum.group(1).lower()
+                value = to_number(value)
+            if key == "max_steps" and isinstance(value, float) and value <= 0:  # -1: train by epochs
+                continue
+            if value is not None and value != "":
+                out.set_meta(key, value, line)
+                if key in ("bf16", "fp16") and value is True:
+                    out.set_meta("dtype", key, line)
 
     def _train_output(self, line: Line, out: Builder) -> None:
         """``TrainOutput(global_step=.., training_loss=.., metrics={..})`` repeats the summary the trainer

@@ -521,7 +521,8 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
 _NOT_CONFIG = frozenset({"summary_line", "completed", "last_line_text", "bytes", "events_dropped", "header",
                          "truncated", "sources"})
 # Known keys first, in reading order; any other setting a parser records follows under its own name.
-CONFIG_ORDER = ("model", "dtype", "zero_stage", "deepspeed_version", "num_examples", "num_epochs", "steps_per_epoch", "per_device_batch_size",
+CONFIG_ORDER = ("model", "dtype", "bf16", "fp16", "learning_rate", "lr_scheduler_type", "warmup_steps", "warmup_ratio",
+                "max_grad_norm", "logging_nan_inf_filter", "zero_stage", "deepspeed", "deepspeed_version", "num_examples", "num_epochs", "steps_per_epoch", "per_device_batch_size",
                 "gradient_accumulation_steps", "total_batch_size", "total_steps", "max_steps", "total_num_steps",
                 "trainable_parameters", "peft_trainable_params", "total_num_tokens", "total_supervised_tokens",
                 "data_loader_len")
