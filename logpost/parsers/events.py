@@ -71,7 +71,13 @@ from typing import Any
 from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
 
-_EXC = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Exit|Interrupt|Failure))(?::\s?(.*))?$")
+# pyarrow names its parse failure ArrowInvalid (no Error suffix): ``pyarrow.lib.ArrowInvalid: JSON parse error``
+_EXC = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Exit|Interrupt|Failure|ArrowInvalid))(?::\s?(.*))?$")
+# An exception message that starts on the next line (``raise RuntimeError("\n  The detected CUDA version ...")``,
+# bitsandbytes' ``RuntimeError: `` + indented "CUDA Setup failed ...") or a message ending in ":" whose details
+# follow indented (torch's ``Error(s) in loading state_dict for X:`` + tab-indented "size mismatch ..."): up to
+# this many lines are joined to it.
+MESSAGE_TAIL = 3
 _FRAME = re.compile(r'^\s+File "([^"]+)", line (\d+), in (.+)$')
 _ERROR_LEVEL = re.compile(
     r"\[(?:ERROR|CRITICAL|FATAL)[\]|]|\bERROR:|\b(?:ERROR|CRITICAL)\b\s*[-|:\]]|^\s*E\d{4} \d|\[E[\s\d]|"
@@ -193,6 +199,8 @@ class EventParser(LineParser):
                 tb["done"], tb["chained"] = False, True
                 return
             if "Traceback (most recent call last)" not in text:
+                if self._message_tail(tb, line, out):
+                    return
                 self._close(line.rank, out)
                 tb = None
         if "Traceback (most recent call last)" in text:
@@ -225,11 +233,32 @@ class EventParser(LineParser):
         if m:
             tb["chain"].append(f"{m.group(1)}: {m.group(2) or ''}".strip())
             tb["exc_type"], tb["message"], tb["line"] = m.group(1), (m.group(2) or "").strip(), line
+            # the message continues below: it is empty after the colon, or ends with one (then indented details)
+            tb["tail"] = 0 if m.group(2) is not None and (not tb["message"] or tb["message"].endswith(":")) else None
+            tb["tail_any"] = not tb["message"]
             tb["chained"] = False
             tb["done"] = True  # emitted at the next line of this rank, unless a chained traceback follows
             out.follow(self, 4)
             return True
         return False
+
+    def _message_tail(self, tb: dict[str, Any], line: Line, out: Builder) -> bool:
+        """Join a line that continues the exception message just read; True when it was one."""
+        n = tb.get("tail")
+        text = line.text
+        if n is None or n >= MESSAGE_TAIL or not text.strip() or _FRAME.match(text):
+            return False
+        if not tb.get("tail_any") and not text.startswith((" ", "\t")):  # after "...for X:" only indented details
+            return False
+        tail = " ".join(text.split())
+        end: Line = tb["line"]
+        tb["line"] = Line(end.no, f"{end.text.rstrip()} {tail}", end.rank)
+        tb["message"] = f"{tb['message']} {tail}".strip()
+        if tb["chain"]:
+            tb["chain"][-1] = f"{tb['exc_type']}: {tb['message']}"
+        tb["tail"] = n + 1
+        out.follow(self, 4)
+        return True
 
     def _close(self, rank: int | None, out: Builder, truncated: bool = False) -> None:
         tb = self.open.pop(rank, None)
