@@ -89,6 +89,16 @@ CASES = [
     Case("oom-logging-error-line", "https://github.com/mrhan1993/Fooocus-API/issues/213",
          "ERROR:root:CUDA error: out of memory CUDA kernel errors might be asynchronously reported at some other "
          "API call, so the stacktrace below might be incorrect.\n", "CUDA_OOM"),
+    Case("oom-hip-rocm", "https://github.com/huggingface/autotrain-advanced/issues/737", tb(
+        "torch.OutOfMemoryError: HIP out of memory. Tried to allocate 124.00 MiB. GPU 0 has a total capacity of 19.94 "
+        "GiB of which 554.47 MiB is free. Of the allocated memory 15.87 GiB is allocated by PyTorch, and 165.29 MiB "
+        "is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+        "PYTORCH_HIP_ALLOC_CONF=expandable_segments:True to avoid fragmentation.", frames=FWD), "CUDA_OOM"),
+    Case("oom-hip-loguru-error-line", "https://github.com/huggingface/autotrain-advanced/issues/737",
+         "ERROR    | 2024-08-21 22:56:04 | autotrain.trainers.common:wrapper:121 - HIP out of memory. Tried to "
+         "allocate 124.00 MiB. GPU 0 has a total capacity of 19.94 GiB of which 554.47 MiB is free. Of the allocated "
+         "memory 15.87 GiB is allocated by PyTorch, and 165.29 MiB is reserved by PyTorch but unallocated.\n",
+         "CUDA_OOM"),
     # NCCL's own allocation failure is a warning from inside NCCL; the error it becomes is an NCCL error
     Case("nccl-warn-cuda-oom-not-cuda-oom", "https://github.com/NVIDIA/nccl/issues/1235",
          "ng30903:3063028:3066152 [3] include/alloc.h:178 NCCL WARN Cuda failure 'out of memory'\n"
@@ -272,6 +282,13 @@ CASES = [
          "through the model will result in indexing errors\n" + TRAIN, None,
          ("TOKENIZER_ERROR", "DATASET_ERROR", "CONFIG_ERROR")),
 
+    # embedding lookup past the vocabulary after adding tokens without resizing (an inference: low confidence)
+    Case("index-out-of-range-in-self", "https://github.com/huggingface/transformers/issues/12763", tb(
+        "IndexError: index out of range in self",
+        frames=(("/usr/local/lib/python3.7/dist-packages/torch/nn/functional.py", 1913, "embedding",
+                 "return torch.embedding(weight, input, padding_idx, scale_grad_by_freq, sparse)"),)),
+         "TOKENIZER_ERROR"),
+
     # -------------------------------------------------------------------------------- CONFIG_ERROR
     Case("axolotl-pydantic-validation", "https://github.com/axolotl-ai-cloud/axolotl/pull/1840", tb(
         "pydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlConfigWCapabilities",
@@ -299,6 +316,14 @@ CASES = [
     Case("accelerate-8bit-cpu-offload", "https://github.com/koa-fin/sep/issues/6", tb(
         "ValueError: You can't train a model that has been loaded in 8-bit precision with CPU or disk offload."),
          "CONFIG_ERROR"),
+
+    Case("peft-target-modules-not-found", "https://github.com/hiyouga/LlamaFactory/issues/1785", tb(
+        "ValueError: Target modules {'q_proj', 'v_proj'} not found in the base model. Please check the target "
+        "modules and try again."), "CONFIG_ERROR"),
+    Case("peft-target-modules-empty", "https://github.com/wp931120/baichuan_sft_lora/issues/1", tb(
+        "ValueError: Target modules [] not found in the base model. Please check the target modules and try again.",
+        frames=(("/usr/lib/python3.8/site-packages/peft-0.4.0.dev0-py3.8.egg/peft/tuners/lora.py", 333,
+                 "_find_and_replace", ""),)), "CONFIG_ERROR"),
 
     # ----------------------------------------------------------------------------------- ENV_ERROR
     Case("flash-attn-undefined-symbol", "https://github.com/Dao-AILab/flash-attention/issues/723", tb(
@@ -340,6 +365,20 @@ CASES = [
         frames=(("/usr/local/lib/python3.11/dist-packages/transformers/tokenization_utils_fast.py", 111, "__init__",
                  "fast_tokenizer = TokenizerFast.from_file(fast_tokenizer_file)"),)), "ENV_ERROR"),
 
+    # a CPU-only bitsandbytes build warns at import; runs that use no 8-bit optimizer train on
+    Case("bnb-compiled-without-gpu-warning", "https://github.com/bitsandbytes-foundation/bitsandbytes/issues/1056",
+         "/home/ubuntu/miniconda3/envs/samsum/lib/python3.12/site-packages/bitsandbytes/cextension.py:34: UserWarning: "
+         "The installed version of bitsandbytes was compiled without GPU support. 8-bit optimizers, 8-bit "
+         "multiplication, and GPU quantization are unavailable.\n  warn(\"The installed version of bitsandbytes was "
+         "compiled without GPU support. \"\n" + TRAIN, None, ("ENV_ERROR",)),
+    Case("ds-report-async-io-warning", "https://github.com/deepspeedai/DeepSpeed/issues/5005",
+         " [WARNING]  async_io requires the dev libaio .so object and headers but these were not found.\n"
+         " [WARNING]  async_io: please install the libaio-devel package with yum\n" + TRAIN, None, ("ENV_ERROR",)),
+    Case("axolotl-rmsnorm-not-found-info", "https://github.com/axolotl-ai-cloud/axolotl/issues/1527",
+         "[2024-04-17 00:08:54,249] [INFO] [axolotl.replace_llama_attn_with_flash_attn:133] [PID:808743] [RANK:3] "
+         "optimized flash-attention RMSNorm not found (run `pip install 'git+https://github.com/Dao-AILab/flash-"
+         "attention.git#egg=dropout_layer_norm&subdirectory=csrc/layer_norm'`)\n" + TRAIN, None, ("ENV_ERROR",)),
+
     # ---------------------------------------------------------------------------- CHECKPOINT_ERROR
     Case("safetensors-header-too-large", "https://github.com/huggingface/diffusers/issues/5520", tb(
         "safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge",
@@ -357,6 +396,22 @@ CASES = [
     Case("stream-reader-torch2", "https://github.com/sml2h3/dddd_trainer/issues/36", tb(
         "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory"),
          "CHECKPOINT_ERROR"),
+    Case("stream-writer-after-deepspeed-save", "https://github.com/zai-org/ChatGLM-6B/issues/1166",
+         "[2023-06-02 00:34:14,497] [INFO] [torch_checkpoint_engine.py:21:save] [Torch] Saving ./output/deepspeed/"
+         "checkpoint-1428/global_step1428/bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt...\n" + tb(
+             "RuntimeError: [enforce fail at inline_container.cc:471] . PytorchStreamWriter failed writing file "
+             "data/3: file write failed",
+             frames=(("/environment/miniconda3/envs/py39/lib/python3.9/site-packages/torch/serialization.py", 668,
+                      "_save", "zip_file.write_record(name, storage.data_ptr(), num_bytes)"),)), "CHECKPOINT_ERROR"),
+    Case("stream-writer-ray-actor-prefixed", "https://github.com/hkust-nlp/simpleRL-reason/issues/19", tb(
+        "RuntimeError: [enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/0: "
+        "file write failed", prefix="(ActorModelRayActorBOX pid=499400) ",
+        frames=(("/root/miniconda3/envs/zero/lib/python3.10/site-packages/torch/serialization.py", 1266, "_save",
+                 "zip_file.write_record(name, storage, num_bytes)"),)), "CHECKPOINT_ERROR"),
+    Case("torch10-write-fd-failed", "https://github.com/pytorch/pytorch/issues/10577", tb(
+        "RuntimeError: write(): fd 29 failed with Input/output error",
+        frames=(("/home/user290/Venvs/pytorch.1.0.1/lib/python3.7/site-packages/torch/serialization.py", 297, "_save",
+                 "serialized_storages[key]._write_file(f, _should_read_directly(f))"),)), "CHECKPOINT_ERROR"),
     Case("peft-state-dict-size-mismatch", "https://github.com/huggingface/peft/issues/276", tb(
         "RuntimeError: Error(s) in loading state_dict for PeftModelForCausalLM:",
         "        size mismatch for base_model.model.transformer.h.0.attn.c_attn.lora_A.default.weight: copying a param "
