@@ -242,6 +242,18 @@ CASES = [
                       "raise ValueError("),)), "DATASET_ERROR", ("TOKENIZER_ERROR",)),
     Case("axolotl-unsupported-prompt-style", "https://github.com/axolotl-ai-cloud/axolotl/issues/560", tb(
         "ValueError: unsupported prompt_style for ShareGPTPrompter(chatml)"), "DATASET_ERROR"),
+    Case("datasets-cast-error-schema", "https://github.com/huggingface/datasets/pull/6509", tb(
+        "datasets.table.CastError: Couldn't cast", frames=(
+            ("/Users/quentinlhoest/hf/datasets/src/datasets/table.py", 2276, "cast_table_to_schema", "raise CastError("),))
+         + "instruction: string\nother: string\nindex: string\noutput: string\nto\n{'answer_from': Value(dtype="
+         "'string', id=None), 'instruction': Value(dtype='string', id=None)}\nbecause column names don't match\n",
+         "DATASET_ERROR"),
+    Case("datasets-couldnt-cast-valueerror", "https://github.com/datajuicer/data-juicer/issues/126", tb(
+        "ValueError: Couldn't cast", frames=(
+            ("/opt/conda/lib/python3.10/site-packages/datasets/table.py", 2248, "cast_table_to_schema",
+             'raise ValueError(f"Couldn\'t cast\\n{table.schema}\\nto\\n{features}\\nbecause column names don\'t match")'),))
+         + "id: string\nq_type: string\nto\n{'id': Value(dtype='string', id=None), 'content': Value(dtype='string', "
+         "id=None)}\nbecause column names don't match\n", "DATASET_ERROR"),
     Case("tokenizers-textencodeinput-none", "https://github.com/EricFillion/happy-transformer/issues/303", tb(
         "TypeError: TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]",
         frames=(("/usr/local/lib/python3.7/dist-packages/datasets/arrow_dataset.py", 2408, "_map_single",
@@ -275,6 +287,15 @@ CASES = [
         "ValueError: Asking to pad but the tokenizer does not have a padding token. Please select a token to use as "
         "`pad_token` `(tokenizer.pad_token = tokenizer.eos_token ", "e.g.)` or add a new pad token via "
         "`tokenizer.add_special_tokens({'pad_token': '[PAD]'})`."), "TOKENIZER_ERROR"),
+    Case("jinja-roles-must-alternate", "https://github.com/FasterDecoding/Medusa/issues/102", tb(
+        "jinja2.exceptions.TemplateError: Conversation roles must alternate user/assistant/user/assistant/...",
+        frames=(("/root/miniconda3/envs/fschat/lib/python3.9/site-packages/transformers/tokenization_utils_base.py",
+                 1743, "apply_chat_template", "rendered = compiled_template.render("),
+                ("/root/miniconda3/envs/fschat/lib/python3.9/site-packages/transformers/tokenization_utils_base.py",
+                 1771, "raise_exception", "raise TemplateError(message)"))), "TOKENIZER_ERROR"),
+    Case("jinja-roles-dpo-map", "https://github.com/huggingface/alignment-handbook/issues/93", tb(
+        "jinja2.exceptions.TemplateError: Conversation roles must alternate user/assistant/user/assistant/...",
+        frames=DATA), "TOKENIZER_ERROR"),
     # a warning every long-context run prints; the tokenizer truncates later
     Case("token-indices-too-long-warning", "https://github.com/hiyouga/LlamaFactory/issues/1092",
          "[WARNING|tokenization_utils_base.py:3635] 2023-10-02 06:47:29,456 >> Token indices sequence length is "
@@ -325,6 +346,17 @@ CASES = [
         frames=(("/usr/lib/python3.8/site-packages/peft-0.4.0.dev0-py3.8.egg/peft/tuners/lora.py", 333,
                  "_find_and_replace", ""),)), "CONFIG_ERROR"),
 
+    Case("hfargparser-unused-option", "https://github.com/hiyouga/LlamaFactory/issues/1906", tb(
+        "ValueError: Some specified arguments are not used by the HfArgumentParser: ['--neft_alpha', '0']"),
+         "CONFIG_ERROR"),
+    Case("hfargparser-unused-under-deepspeed", "https://github.com/CircleRadon/TokenPacker/issues/23", tb(
+        "ValueError: Some specified arguments are not used by the HfArgumentParser: ['--scale_factor', '2']",
+        frames=(("/root/miniconda3/envs/llava/lib/python3.10/site-packages/transformers/hf_argparser.py", 348,
+                 "parse_args_into_dataclasses",
+                 'raise ValueError(f"Some specified arguments are not used by the HfArgumentParser: {remaining_args}")'),))
+         + "[2025-07-12 10:41:18,916] [INFO] [launch.py:315:sigkill_handler] Killing subprocess 14659\n",
+         "CONFIG_ERROR", ("HOST_OOM",)),
+
     # ----------------------------------------------------------------------------------- ENV_ERROR
     Case("flash-attn-undefined-symbol", "https://github.com/Dao-AILab/flash-attention/issues/723", tb(
         "ImportError: /usr/local/lib/python3.8/dist-packages/flash_attn_2_cuda.cpython-38-x86_64-linux-gnu.so: "
@@ -365,6 +397,18 @@ CASES = [
         frames=(("/usr/local/lib/python3.11/dist-packages/transformers/tokenization_utils_fast.py", 111, "__init__",
                  "fast_tokenizer = TokenizerFast.from_file(fast_tokenizer_file)"),)), "ENV_ERROR"),
 
+    Case("torch-not-compiled-with-cuda", "https://github.com/bmaltais/kohya_ss/issues/571", tb(
+        "AssertionError: Torch not compiled with CUDA enabled",
+        frames=(("D:\\kohya_ss\\venv\\lib\\site-packages\\torch\\cuda\\__init__.py", 239, "_lazy_init",
+                 'raise AssertionError("Torch not compiled with CUDA enabled")'),)), "ENV_ERROR"),
+    Case("no-cuda-gpus-available", "https://github.com/jiaw-z/CoR-GS/issues/23", tb(
+        "RuntimeError: No CUDA GPUs are available",
+        frames=(("./.local/lib/python3.8/site-packages/torch/cuda/__init__.py", 293, "_lazy_init",
+                 "torch._C._cuda_init()"),)), "ENV_ERROR"),
+    Case("cuda-home-not-set", "https://github.com/sp-uhh/storm/issues/14", tb(
+        "OSError: CUDA_HOME environment variable is not set. Please set it to your CUDA install root.",
+        frames=(("/usr/local/lib/python3.10/dist-packages/torch/utils/cpp_extension.py", 2230, "_join_cuda_home",
+                 "raise EnvironmentError('CUDA_HOME environment variable is not set. '"),)), "ENV_ERROR"),
     # a CPU-only bitsandbytes build warns at import; runs that use no 8-bit optimizer train on
     Case("bnb-compiled-without-gpu-warning", "https://github.com/bitsandbytes-foundation/bitsandbytes/issues/1056",
          "/home/ubuntu/miniconda3/envs/samsum/lib/python3.12/site-packages/bitsandbytes/cextension.py:34: UserWarning: "
@@ -422,6 +466,17 @@ CASES = [
         frames=(("/workspace/anaconda3/envs/qlora310/lib/python3.10/site-packages/transformers/trainer.py", 2159,
                  "_load_from_checkpoint", 'raise ValueError(f"Can\'t find a valid checkpoint at '
                  '{resume_from_checkpoint}")'),)), "CHECKPOINT_ERROR"),
+    Case("weights-only-load-failed-torch26", "https://github.com/modelscope/ms-swift/issues/5808", tb(
+        "_pickle.UnpicklingError: Weights only load failed. This file can still be loaded, to do so you have two "
+        "options, do those steps only if you trust the source of the checkpoint. ",
+        "\t(1) In PyTorch 2.6, we changed the default value of the `weights_only` argument in `torch.load` from "
+        "`False` to `True`. Re-running `torch.load` with `weights_only` set to `False` will likely succeed, but it can "
+        "result in arbitrary code execution. Do it only if you got the file from a trusted source.",
+        "\tWeightsUnpickler error: Unsupported global: GLOBAL deepspeed.runtime.fp16.loss_scaler.LossScaler was not "
+        "an allowed global by default.", prefix="[rank4]: "), "CHECKPOINT_ERROR"),
+    Case("no-weights-file-in-directory", "https://github.com/huggingface/transformers/issues/24687", tb(
+        "OSError: Error no file named pytorch_model.bin, tf_model.h5, model.ckpt.index or flax_model.msgpack found "
+        "in directory /mnt/workspace/lawyer-llama/lawyer-llama-13b-beta1.0.", frames=LOAD), "CHECKPOINT_ERROR"),
     Case("llava-no-valid-checkpoint-found", "https://github.com/haotian-liu/LLaVA/issues/901", tb(
         "ValueError: No valid checkpoint found in output directory"), "CHECKPOINT_ERROR"),
 ]
