@@ -36,6 +36,9 @@ def tb(*exc: str, frames: tuple[tuple[str, int, str, str], ...] = (), prefix: st
     return "\n".join(prefix + line for line in lines) + "\n"
 
 
+# the eight signatures this file audits (issue #4)
+MINE = ("CUDA_OOM", "HOST_OOM", "NCCL_ERROR", "DATASET_ERROR", "TOKENIZER_ERROR", "CONFIG_ERROR", "ENV_ERROR",
+        "CHECKPOINT_ERROR")
 TRAIN = "{'loss': 1.2043, 'grad_norm': 0.81, 'learning_rate': 1.9e-05, 'epoch': 0.12}\n"
 FWD = (("/usr/local/lib/python3.10/dist-packages/torch/nn/modules/module.py", 1501, "_call_impl",
         "return forward_call(*args, **kwargs)"),)
@@ -479,6 +482,31 @@ CASES = [
         "in directory /mnt/workspace/lawyer-llama/lawyer-llama-13b-beta1.0.", frames=LOAD), "CHECKPOINT_ERROR"),
     Case("llava-no-valid-checkpoint-found", "https://github.com/haotian-liu/LLaVA/issues/901", tb(
         "ValueError: No valid checkpoint found in output directory"), "CHECKPOINT_ERROR"),
+
+    # ------------------------------------------------------------- look-alikes in healthy runs: none of the eight
+    Case("nccl-async-error-handling-deprecated", "https://github.com/ray-project/ray/issues/47286",
+         "(RayTrainWorker pid=2273, ip=172.24.21.66) [rank7]:[W Utils.hpp:108] Warning: Environment variable "
+         "NCCL_ASYNC_ERROR_HANDLING is deprecated; use TORCH_NCCL_ASYNC_ERROR_HANDLING instead (function "
+         "getCvarString)\n" + TRAIN, None, MINE),
+    Case("torch-load-weights-only-futurewarning", "https://github.com/bmaltais/kohya_ss/issues/2989",
+         "D:\\kohya_ss\\venv\\lib\\site-packages\\accelerate\\checkpointing.py:212: FutureWarning: You are using "
+         "`torch.load` with `weights_only=False` (the current default value), which uses the default pickle module "
+         "implicitly. It is possible to construct malicious pickle data which will execute arbitrary code during "
+         "unpickling. In a future release, the default value for `weights_only` will be flipped to `True`.\n"
+         "  state_dict = torch.load(input_model_file, map_location=map_location)\n" + TRAIN, None, MINE),
+    Case("amdsmi-error-code-warning", "https://github.com/huggingface/autotrain-advanced/issues/737",
+         "/home/musclez/ComfyUI/.venv/lib/python3.11/site-packages/torch/cuda/__init__.py:641: UserWarning: Can't "
+         "initialize amdsmi - Error code: 34\n  warnings.warn(f\"Can't initialize amdsmi - Error code: "
+         "{e.err_code}\")\n" + TRAIN, None, MINE),
+    Case("repo-card-metadata-warning", "https://github.com/huggingface/trl/pull/1758",
+         "Repo card metadata block was not found. Setting CardData to empty.\n" + TRAIN, None, MINE),
+    Case("deepspeed-startup-overflow-burst", "https://github.com/deepspeedai/DeepSpeed/issues/931",
+         "[2023-04-28 06:51:29,903] [INFO] [loss_scaler.py:188:update_scale] [deepspeed] OVERFLOW! Rank 0 Skipping "
+         "step. Attempted loss scale: 65536, but hysteresis is 2. Reducing hysteresis to 1\n"
+         "[2023-04-28 06:51:30,648] [INFO] [loss_scaler.py:181:update_scale] [deepspeed] OVERFLOW! Rank 0 Skipping "
+         "step. Attempted loss scale: 65536, reducing to 32768\n"
+         "[2023-04-28 06:51:31,392] [INFO] [loss_scaler.py:181:update_scale] [deepspeed] OVERFLOW! Rank 0 Skipping "
+         "step. Attempted loss scale: 32768, reducing to 16384\n" + TRAIN, None, MINE),
 ]
 
 
