@@ -102,6 +102,20 @@ CASES = [
          "allocate 124.00 MiB. GPU 0 has a total capacity of 19.94 GiB of which 554.47 MiB is free. Of the allocated "
          "memory 15.87 GiB is allocated by PyTorch, and 165.29 MiB is reserved by PyTorch but unallocated.\n",
          "CUDA_OOM"),
+    # an OOM handled by an error handler whose own traceback the paste cuts off: the chain keeps the family
+    Case("oom-chained-then-cut", "https://github.com/deepbeepmeep/Wan2GP/issues/1083",
+         "Traceback (most recent call last):\n  File \"C:\\Users\\dwoo\\Desktop\\Wan2GP\\wan2gp\\python_embeded\\lib\\site-packages\\torch\\nn\\functional.py\", "
+         "line 2905, in layer_norm\n    return torch.layer_norm(\n"
+         "torch.AcceleratorError: CUDA error: out of memory\n"
+         "CUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below might "
+         "be incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1\n"
+         "Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.\n\n"
+         "During handling of the above exception, another exception occurred:\n\n"
+         "Traceback (most recent call last):\n"
+         "  File \"C:\\Users\\dwoo\\Desktop\\Wan2GP\\wan2gp\\wgp.py\", line 6020, in generate_video_error_handler\n"
+         "    generate_video(task, send_cmd, plugin_data=plugin_data,  **params)\n"
+         "  File \"C:\\Users\\dwoo\\Desktop\\Wan2GP\\wan2gp\\python_embeded\\lib\\site-packages\\mmgp\\offload.py\", "
+         "line 2064, in unload_all\n    torch.cuda.synchronize()\n", "CUDA_OOM"),
     # NCCL's own allocation failure is a warning from inside NCCL; the error it becomes is an NCCL error
     Case("nccl-warn-cuda-oom-not-cuda-oom", "https://github.com/NVIDIA/nccl/issues/1235",
          "ng30903:3063028:3066152 [3] include/alloc.h:178 NCCL WARN Cuda failure 'out of memory'\n"
@@ -211,6 +225,30 @@ CASES = [
     Case("arrow-invalid-object-to-array", "https://github.com/hiyouga/LlamaFactory/issues/412", tb(
         "pyarrow.lib.ArrowInvalid: JSON parse error: Column() changed from object to array in row 0",
         frames=(("pyarrow/error.pxi", 100, "pyarrow.lib.check_status", ""),)), "DATASET_ERROR"),
+    # the paste stops inside the traceback raised while handling the Arrow error
+    Case("arrow-invalid-chained-then-cut", "https://github.com/hiyouga/LlamaFactory/issues/412",
+         'Traceback (most recent call last):\n'
+         '  File "/data/software/anaconda3/lib/python3.9/site-packages/datasets/packaged_modules/json/json.py", line 113, in _generate_tables\n'
+         '    pa_table = paj.read_json(\n'
+         '  File "pyarrow/_json.pyx", line 258, in pyarrow._json.read_json\n'
+         '  File "pyarrow/error.pxi", line 144, in pyarrow.lib.pyarrow_internal_check_status\n'
+         '  File "pyarrow/error.pxi", line 100, in pyarrow.lib.check_status\n'
+         'pyarrow.lib.ArrowInvalid: JSON parse error: Column() changed from object to array in row 0\n'
+         '\n'
+         'During handling of the above exception, another exception occurred:\n'
+         '\n'
+         'Traceback (most recent call last):\n'
+         '  File "/data/software/anaconda3/lib/python3.9/site-packages/datasets/builder.py", line 1858, in _prepare_split_single\n'
+         '    for _, table in generator:\n'
+         '  File "/data/software/anaconda3/lib/python3.9/site-packages/datasets/packaged_modules/json/json.py", line 143, in _generate_tables\n'
+         '    pa_table = pa.Table.from_pydict(mapping)\n'
+         '  File "pyarrow/table.pxi", line 3849, in pyarrow.lib.Table.from_pydict\n'
+         '  File "pyarrow/table.pxi", line 5401, in pyarrow.lib._from_pydict\n'
+         '  File "pyarrow/array.pxi", line 357, in pyarrow.lib.asarray\n'
+         '  File "pyarrow/array.pxi", line 327, in pyarrow.lib.array\n'
+         '  File "pyarrow/array.pxi", line 39, in pyarrow.lib._sequence_to_array\n'
+         '  File "pyarrow/error.pxi", line 144, in pyarrow.lib.pyarrow_internal_check_status\n'
+         '  File "pyarrow/error.pxi", line 123, in pyarrow.lib.che\n', "DATASET_ERROR"),
     Case("arrow-invalid-number-to-string", "https://github.com/ShishirPatil/gorilla/issues/371", tb(
         "pyarrow.lib.ArrowInvalid: JSON parse error: Column(/execution_result/[]) changed from number to string in "
         "row 13", frames=(("pyarrow/_json.pyx", 308, "pyarrow._json.read_json", ""),)), "DATASET_ERROR"),
@@ -257,6 +295,18 @@ CASES = [
              'raise ValueError(f"Couldn\'t cast\\n{table.schema}\\nto\\n{features}\\nbecause column names don\'t match")'),))
          + "id: string\nq_type: string\nto\n{'id': Value(dtype='string', id=None), 'content': Value(dtype='string', "
          "id=None)}\nbecause column names don't match\n", "DATASET_ERROR"),
+    # a Colab paste: IPython's traceback header, collapsed frames, the Arrow error chained into another
+    Case("colab-arrow-chain", "https://github.com/findalexli/mllm-dpo/issues/2",
+         "ArrowInvalid                              Traceback (most recent call last)\n"
+         "/usr/local/lib/python3.10/dist-packages/datasets/packaged_modules/json/json.py in _generate_tables(self, "
+         "files)\n    121                                 try:\n"
+         "--> 122                                     pa_table = paj.read_json(\n"
+         "    123                                         io.BytesIO(batch), read_options=paj.ReadOptions(block_size="
+         "block_size)\n\n17 frames\n"
+         "ArrowInvalid: JSON parse error: Column() changed from object to array in row 0\n\n"
+         "During handling of the above exception, another exception occurred:\n\n"
+         "ArrowTypeError                            Traceback (most recent call last)\n"
+         "ArrowTypeError: Expected bytes, got a 'int' object\n", "DATASET_ERROR"),
     Case("tokenizers-textencodeinput-none", "https://github.com/EricFillion/happy-transformer/issues/303", tb(
         "TypeError: TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]",
         frames=(("/usr/local/lib/python3.7/dist-packages/datasets/arrow_dataset.py", 2408, "_map_single",

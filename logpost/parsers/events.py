@@ -270,12 +270,18 @@ class EventParser(LineParser):
         if end is None:
             if not tb["frames"]:
                 return
-            end = Line(tb["start"], "Traceback (most recent call last): (no exception line)", rank)
+            text = "Traceback (most recent call last): (no exception line)"
+            if tb["chain"]:  # cut off after "During handling of the above exception": the exception above stands
+                text = f"{tb['chain'][-1]} (then a traceback with no exception line)"
+            end = Line(tb["start"], text, rank)
         frames = tb["frames"][-8:]
         data: dict[str, Any] = {"exc_type": tb.get("exc_type"), "message": tb.get("message", ""),
                                 "start_line": tb["start"], "frames": [f"{f}:{n} in {fn}" for f, n, fn in frames],
                                 "chain": list(tb["chain"])}
-        data.update(classify(end.text) or {})
+        # the family of the last exception, else of the first chained one that has one: a CUDA OOM re-raised
+        # through an error handler, or a paste cut off after "During handling of the above exception"
+        fam = classify(end.text) or next((f for f in map(classify, tb["chain"]) if f), None)
+        data.update(fam or {})
         self._emit("traceback", Line(end.no, end.text.strip(), rank), data, out)
 
     # ------------------------------------------------------------------------------ level lines
