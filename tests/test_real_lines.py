@@ -152,6 +152,34 @@ CASES = [
         "to allocate 31850496000 bytes."), "HOST_OOM"),
     Case("errno-12-cannot-allocate", "https://github.com/modelscope/FunASR/issues/1716", tb(
         "OSError: [Errno 12] Cannot allocate memory", prefix="[rank2]: "), "HOST_OOM", ("CUDA_OOM",)),
+    Case("bash-job-killed-finetune-sh", "https://github.com/huggingface/transformers/issues/6665",
+         "./finetune.sh: line 14:  9040 Killed                  python finetune.py --learning_rate=3e-5 --fp16 "
+         "--gpus 1 --do_train --do_predict --n_val 1000 --val_check_interval 0.1 \"$@\"\n", "HOST_OOM"),
+    Case("killed-glued-after-shard-bar", "https://github.com/PKU-YuanGroup/Video-LLaVA/issues/13",
+         "Loading checkpoint shards:   0%|          | 0/2 [00:00<?, ?it/s]Killed\n", "HOST_OOM", ("CUDA_OOM",)),
+    Case("zsh-job-killed-after-shard-bar", "https://github.com/baichuan-inc/Baichuan2/issues/138",
+         "Loading checkpoint shards:   0%|                                                            | 0/3 "
+         "[00:00<?, ?it/s][1]    26478 killed     python test.py\n", "HOST_OOM"),
+    Case("zh-locale-killed", "https://github.com/crownpku/Somiao-Pinyin/issues/10",
+         "  0%|                                        | 0/16733 [00:00<?, ?b/s]2019-11-05 15:38:21.301871: I "
+         "tensorflow/stream_executor/dso_loader.cc:152] successfully opened CUDA library libcublas.so.10.0 locally\n"
+         "已杀死\n", "HOST_OOM"),
+    Case("dmesg-killed-process", "https://github.com/meta-llama/llama-cookbook/issues/556",
+         "[Sun Jun  9 11:49:36 2024] Out of memory: Killed process 7815 (pt_main_thread) total-vm:45371652kB, "
+         "anon-rss:31360488kB, file-rss:72116kB, shmem-rss:4kB, UID:1000 pgtables:64944kB oom_score_adj:0\n",
+         "HOST_OOM", ("CUDA_OOM",)),
+    Case("accelerate-died-with-sigkill", "https://github.com/huggingface/autotrain-advanced/issues/456",
+         "Loading checkpoint shards:   0% 0/2 [00:00<?, ?it/s]" + tb(
+             "subprocess.CalledProcessError: Command '['/usr/bin/python3', '-m', 'autotrain.trainers.clm', "
+             "'--training_config', 'autotrain-LLM/training_params.json']' died with <Signals.SIGKILL: 9>.",
+             frames=(("/usr/local/lib/python3.10/dist-packages/accelerate/commands/launch.py", 637, "simple_launcher",
+                      "raise subprocess.CalledProcessError(returncode=process.returncode, cmd=cmd)"),)), "HOST_OOM"),
+    Case("torchrun-exitcode-9-glog-full", "https://github.com/ByteDance-Seed/Bagel/issues/121",
+         "W0604 21:29:49.834000 2768 site-packages/torch/distributed/elastic/multiprocessing/api.py:897] Sending "
+         "process 2838 closing signal SIGTERM\n"
+         "E0604 21:29:58.325000 2768 site-packages/torch/distributed/elastic/multiprocessing/api.py:869] failed "
+         "(exitcode: -9) local_rank: 1 (pid: 2839) of binary: /root/miniconda3/envs/bagel/bin/python3.10\n",
+         "HOST_OOM"),
     # SIGHUP from a closed terminal is not the OOM killer
     Case("sighup-not-host-oom", "https://github.com/Facico/Chinese-Vicuna/issues/73",
          TRAIN + "WARNING:torch.distributed.elastic.agent.server.api:Received 1 death signal, shutting down "

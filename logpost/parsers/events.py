@@ -41,7 +41,9 @@ tag                 kind                       data keys
 ``cuda_oom``        traceback | error          requested_bytes, total_bytes, free_bytes (int|None
                                                each; GiB/MiB/KiB/B parsed, hard-wrapped pastes joined)
 ``killed``          error                      pid (int|None): a plain ``Killed`` line, a shell's
-                                               ``1234 Killed  python ...``, kernel oom-killer text
+                                               ``1234 Killed  python ...``, zsh's ``zsh: killed`` and
+                                               ``[1]  1234 killed  python``, ``已杀死`` (zh locale),
+                                               kernel oom-killer text
 ``slurm_cancelled`` error                      reason (e.g. ``TIME LIMIT``)
 ``progress``        info                       step, total, sec_per_step (float|None): the training
                                                bar as it stood at the end (the last tqdm redraw)
@@ -86,7 +88,8 @@ _ERROR_LEVEL = re.compile(
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
 # Cheap tests before the level regexes: a line at ERROR (WARNING) level holds one of these.
-_ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", "exits with", "exitcode", "NCCL", "CUDA",
+_ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", " killed ", "zsh: killed", "已杀死",
+               "exits with", "exitcode", "NCCL", "CUDA",
                "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED")
 _WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
@@ -99,7 +102,11 @@ _TOTAL = re.compile(r"total capac\w*\s+(?:of\s+)?" + _SIZE + r"|" + _SIZE + r"\s
 _FREE = re.compile(r"of which\s+" + _SIZE + r"\s+is free|" + _SIZE + r"\s+free\b")
 _UNITS = {"B": 1, "bytes": 1, "KB": 1000, "KiB": 1024, "MB": 1000 ** 2, "MiB": 1024 ** 2, "GB": 1000 ** 3,
           "GiB": 1024 ** 3, "TB": 1000 ** 4, "TiB": 1024 ** 4}
-_KILLED = re.compile(r"Killed process (\d+)|\b(\d+)\s+Killed\s+\S|^\s*Killed\s*$|\boom-kill\b|Out of memory: Kill")
+# bash "Killed" / "1234 Killed  python ..."; zsh "zsh: killed  python ..." and its job line "[1]  26478 killed  python";
+# bash in a Chinese locale "已杀死"
+_KILLED = re.compile(r"Killed process (\d+)|\b(\d+)\s+Killed\s+\S|^\s*Killed\s*$|\boom-kill\b|Out of memory: Kill"
+                     r"|\[\d+\]\s*[+-]?\s+(\d+) killed\s+\S|\bzsh: killed\b|^\s*(?:(\d+)\s+)?已杀死")
+_KILLED_KEYS = ("Killed", "oom-kill", "Out of memory: Kill", " killed ", "zsh: killed", "已杀死")
 _KILLED_PID = re.compile(r"Killed process (\d+)()")
 _NCCL_KINDS = (
     ("ncclSystemError", "unhandled system error"), ("unhandled system error", "unhandled system error"),
@@ -148,10 +155,10 @@ def classify(text: str) -> dict[str, Any] | None:
             return {"tag": "cuda_oom", **oom_sizes(text)}
     if "loss scale already at minimum" in text:
         return {"tag": "loss_scale_min"}
-    if "Killed" in text or "oom-kill" in text or "Out of memory: Kill" in text:
+    if any(k in text for k in _KILLED_KEYS):
         m = _KILLED_PID.search(text) or _KILLED.search(text)
         if m:
-            pid = m.group(1) or m.group(2)
+            pid = next((g for g in m.groups() if g), None)
             return {"tag": "killed", "pid": int(pid) if pid else None}
     if "nccl" in text or "NCCL" in text:
         for needle, kind in _NCCL_KINDS:
@@ -179,7 +186,8 @@ class EventParser(LineParser):
     # glog: "E1206 18:44:12...", "[E ProcessGroupNCCL.cpp:475]", "[rank4]:[E1206 ..."; dmesg oom-kill lines
     # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
-               "Killed", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1", "CANCELLED",
+               "Killed", " killed ", "zsh: killed", "已杀死", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1",
+               "CANCELLED",
                *(f"[{c}{d}" for c in "EW" for d in range(2, 10)), *MASKING)
 
     def __init__(self) -> None:
