@@ -41,7 +41,9 @@ tag                 kind                       data keys
 ``cuda_oom``        traceback | error          requested_bytes, total_bytes, free_bytes (int|None
                                                each; GiB/MiB/KiB/B parsed, hard-wrapped pastes joined)
 ``killed``          error                      pid (int|None): a plain ``Killed`` line, a shell's
-                                               ``1234 Killed  python ...``, kernel oom-killer text
+                                               ``1234 Killed  python ...``, zsh's ``zsh: killed`` and
+                                               ``[1]  1234 killed  python``, ``已杀死`` (zh locale),
+                                               kernel oom-killer text
 ``slurm_cancelled`` error                      reason (e.g. ``TIME LIMIT``)
 ``progress``        info                       step, total, sec_per_step (float|None): the training
                                                bar as it stood at the end (the last tqdm redraw)
@@ -77,7 +79,13 @@ from typing import Any
 from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
 
-_EXC = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Exit|Interrupt|Failure))(?::\s?(.*))?$")
+# pyarrow names its parse failure ArrowInvalid (no Error suffix): ``pyarrow.lib.ArrowInvalid: JSON parse error``
+_EXC = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Exit|Interrupt|Failure|ArrowInvalid))(?::\s?(.*))?$")
+# An exception message that starts on the next line (``raise RuntimeError("\n  The detected CUDA version ...")``,
+# bitsandbytes' ``RuntimeError: `` + indented "CUDA Setup failed ...") or a message ending in ":" whose details
+# follow indented (torch's ``Error(s) in loading state_dict for X:`` + tab-indented "size mismatch ..."): up to
+# this many lines are joined to it.
+MESSAGE_TAIL = 3
 _FRAME = re.compile(r'^\s+File "([^"]+)", line (\d+), in (.+)$')
 _ERROR_LEVEL = re.compile(
     r"\[(?:ERROR|CRITICAL|FATAL)[\]|]|\bERROR:|\b(?:ERROR|CRITICAL)\b\s*[-|:\]]|^\s*E\d{4} \d|\[E[\s\d]|"
@@ -86,7 +94,8 @@ _ERROR_LEVEL = re.compile(
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
 # Cheap tests before the level regexes: a line at ERROR (WARNING) level holds one of these.
-_ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", "exits with", "exitcode", "NCCL", "CUDA",
+_ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", " killed ", "zsh: killed", "已杀死",
+               "exits with", "exitcode", "NCCL", "CUDA",
                "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED")
 _WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
@@ -99,7 +108,11 @@ _TOTAL = re.compile(r"total capac\w*\s+(?:of\s+)?" + _SIZE + r"|" + _SIZE + r"\s
 _FREE = re.compile(r"of which\s+" + _SIZE + r"\s+is free|" + _SIZE + r"\s+free\b")
 _UNITS = {"B": 1, "bytes": 1, "KB": 1000, "KiB": 1024, "MB": 1000 ** 2, "MiB": 1024 ** 2, "GB": 1000 ** 3,
           "GiB": 1024 ** 3, "TB": 1000 ** 4, "TiB": 1024 ** 4}
-_KILLED = re.compile(r"Killed process (\d+)|\b(\d+)\s+Killed\s+\S|^\s*Killed\s*$|\boom-kill\b|Out of memory: Kill")
+# bash "Killed" / "1234 Killed  python ..."; zsh "zsh: killed  python ..." and its job line "[1]  26478 killed  python";
+# bash in a Chinese locale "已杀死"
+_KILLED = re.compile(r"Killed process (\d+)|\b(\d+)\s+Killed\s+\S|^\s*Killed\s*$|\boom-kill\b|Out of memory: Kill"
+                     r"|\[\d+\]\s*[+-]?\s+(\d+) killed\s+\S|\bzsh: killed\b|^\s*(?:(\d+)\s+)?已杀死")
+_KILLED_KEYS = ("Killed", "oom-kill", "Out of memory: Kill", " killed ", "zsh: killed", "已杀死")
 _KILLED_PID = re.compile(r"Killed process (\d+)()")
 _NCCL_KINDS = (
     ("ncclSystemError", "unhandled system error"), ("unhandled system error", "unhandled system error"),
@@ -147,10 +160,10 @@ def classify(text: str) -> dict[str, Any] | None:
             return {"tag": "cuda_oom", **oom_sizes(text)}
     if "loss scale already at minimum" in text:
         return {"tag": "loss_scale_min"}
-    if "Killed" in text or "oom-kill" in text or "Out of memory: Kill" in text:
+    if any(k in text for k in _KILLED_KEYS):
         m = _KILLED_PID.search(text) or _KILLED.search(text)
         if m:
-            pid = m.group(1) or m.group(2)
+            pid = next((g for g in m.groups() if g), None)
             return {"tag": "killed", "pid": int(pid) if pid else None}
     if "nccl" in text or "NCCL" in text:
         for needle, kind in _NCCL_KINDS:
@@ -178,7 +191,8 @@ class EventParser(LineParser):
     # glog: "E1206 18:44:12...", "[E ProcessGroupNCCL.cpp:475]", "[rank4]:[E1206 ..."; dmesg oom-kill lines
     # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
-               "Killed", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1", "CANCELLED",
+               "Killed", " killed ", "zsh: killed", "已杀死", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1",
+               "CANCELLED",
                *(f"[{c}{d}" for c in "EW" for d in range(2, 10)), *MASKING)
 
     def __init__(self) -> None:
@@ -198,6 +212,8 @@ class EventParser(LineParser):
                 tb["done"], tb["chained"] = False, True
                 return
             if "Traceback (most recent call last)" not in text:
+                if self._message_tail(tb, line, out):
+                    return
                 self._close(line.rank, out)
                 tb = None
         if "Traceback (most recent call last)" in text:
@@ -232,11 +248,32 @@ class EventParser(LineParser):
         if m:
             tb["chain"].append(f"{m.group(1)}: {m.group(2) or ''}".strip())
             tb["exc_type"], tb["message"], tb["line"] = m.group(1), (m.group(2) or "").strip(), line
+            # the message continues below: it is empty after the colon, or ends with one (then indented details)
+            tb["tail"] = 0 if m.group(2) is not None and (not tb["message"] or tb["message"].endswith(":")) else None
+            tb["tail_any"] = not tb["message"]
             tb["chained"] = False
             tb["done"] = True  # emitted at the next line of this rank, unless a chained traceback follows
             out.follow(self, 4)
             return True
         return False
+
+    def _message_tail(self, tb: dict[str, Any], line: Line, out: Builder) -> bool:
+        """Join a line that continues the exception message just read; True when it was one."""
+        n = tb.get("tail")
+        text = line.text
+        if n is None or n >= MESSAGE_TAIL or not text.strip() or _FRAME.match(text):
+            return False
+        if not tb.get("tail_any") and not text.startswith((" ", "\t")):  # after "...for X:" only indented details
+            return False
+        tail = " ".join(text.split())
+        end: Line = tb["line"]
+        tb["line"] = Line(end.no, f"{end.text.rstrip()} {tail}", end.rank)
+        tb["message"] = f"{tb['message']} {tail}".strip()
+        if tb["chain"]:
+            tb["chain"][-1] = f"{tb['exc_type']}: {tb['message']}"
+        tb["tail"] = n + 1
+        out.follow(self, 4)
+        return True
 
     def _close(self, rank: int | None, out: Builder, truncated: bool = False, at_end: bool = False) -> None:
         tb = self.open.pop(rank, None)
@@ -248,13 +285,19 @@ class EventParser(LineParser):
         if end is None:
             if not tb["frames"]:
                 return
-            end = Line(tb["start"], "Traceback (most recent call last): (no exception line)", rank)
+            text = "Traceback (most recent call last): (no exception line)"
+            if tb["chain"]:  # cut off after "During handling of the above exception": the exception above stands
+                text = f"{tb['chain'][-1]} (then a traceback with no exception line)"
+            end = Line(tb["start"], text, rank)
         frames = tb["frames"][-8:]
         data: dict[str, Any] = {"exc_type": tb.get("exc_type"), "message": tb.get("message", ""),
                                 "start_line": tb["start"], "frames": [f"{f}:{n} in {fn}" for f, n, fn in frames],
                                 "chain": list(tb["chain"])}
-        data.update(classify(end.text) or {})
-        if at_end and tb.get("line") is None:  # the log ended inside it: the exception line never came
+        # the family of the last exception, else of the first chained one that has one: a CUDA OOM re-raised
+        # through an error handler, or a paste cut off after "During handling of the above exception"
+        fam = classify(end.text) or next((f for f in map(classify, tb["chain"]) if f), None)
+        data.update(fam or {})
+        if at_end and tb.get("line") is None and not tb["chain"]:  # the log ended inside it: no exception line at all
             data.update(tag="traceback_cut", end_line=tb.get("last", tb["start"]))
         self._emit("traceback", Line(end.no, end.text.strip(), rank), data, out)
 

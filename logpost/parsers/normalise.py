@@ -43,7 +43,9 @@ _BARE_SGR_START = re.compile(r"^\[(?:\d{1,3}(?:;\d{1,3})*)?m(?=\S)")
 # Prefixes that launchers put before every line; the rank they carry becomes Line.rank.
 _RANK_PREFIX = re.compile(r"^\[(?:rank|default|[A-Za-z_]{1,20}?)(\d{1,5})\]:\s?")
 _SRUN_PREFIX = re.compile(r"^\s{0,3}(\d{1,5}): (?=\S)")
-_WRAPPER_PREFIX = re.compile(r"^\([\w.@-]{1,64}, pid=\d+(?:, ip=[\d.]+)?\) ")
+# a job wrapper's "(job, pid=12) " and Ray's actor prefixes "(pid=12) ", "(ActorModelRayActorBOX pid=12) ",
+# "(RayTrainWorker pid=12, ip=10.0.0.1) " (OpenRLHF, verl, Ray Train)
+_WRAPPER_PREFIX = re.compile(r"^\((?:[\w.@-]{1,64},? )?pid=\d+(?:, ip=[\d.]+)?\) ")
 _HOST_PREFIX = re.compile(r"^([A-Za-z][\w-]{0,62}\d[\w-]{0,62}): (?=\S)")
 _AXOLOTL_RANK = re.compile(r"\[RANK:(\d{1,5})\]")
 # a tqdm bar with no newline glued before the real message: "  0%|   | 0/40 [00:00<?, ?it/s][2026-..."
