@@ -125,6 +125,17 @@ def test_bad_user_rule_names_file(tmp_path):
         load_signature(Path(rule))
 
 
+def test_pattern_variant_must_exist(tmp_path):
+    from logpost.model import InputError
+
+    rule = tmp_path / "MY_RULE.toml"
+    texts = '[title]\nen = "x"\nzh = "x"\n[summary]\nen = "x"\nzh = "x"\n[why]\nen = "x"\nzh = "x"\n'
+    rule.write_text('id = "MY_RULE"\nseverity = "error"\n' + texts +
+                    '[[remediation]]\nen = "x"\nzh = "x"\n[[patterns]]\nregex = "boom"\nvariant = "nope"\nsamples = ["boom"]\n')
+    with pytest.raises(InputError, match=r"MY_RULE.toml: patterns #1: no \[variants.nope\]"):
+        load_signature(Path(rule))
+
+
 # ------------------------------------------------------------------ the event contract, cause links, verdict
 # RunLogs built directly, with the structured events the ingestion parsers emit (Event.data["tag"]).
 

@@ -37,7 +37,8 @@ class Pattern:
     ``field`` picks what the regex reads (the event text, a traceback's frames or its message);
     ``confidence`` ranks a direct marker above an inference; ``severity`` overrides the entry's
     (a per-sample warning is milder than a fatal error); ``min_count`` asks for a flood;
-    ``exclude`` names look-alike lines that are not the failure (pip's resolver notes, ...).
+    ``exclude`` names look-alike lines that are not the failure (pip's resolver notes, ...);
+    ``variant`` names the entry's ``[variants.NAME]`` whose texts a hit of this pattern uses.
     """
 
     regex: Any  # compiled `regex` pattern
@@ -50,6 +51,7 @@ class Pattern:
     severity: Severity | None = None
     min_count: int = 1
     exclude: Any = None  # compiled regex: a matching line that also matches this is not the failure
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,9 @@ def load_signature(path: Path) -> Signature:
     variants = entry.get("variants", {})
     if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
         raise InputError(f"{where}: [variants.NAME] must be tables")
+    for i, pat in enumerate(patterns):
+        if pat.variant is not None and pat.variant not in variants:
+            raise InputError(f"{where}: patterns #{i + 1}: no [variants.{pat.variant}] in this file")
     return Signature(
         id=sig_id, severity=severity, status=status,
         title=_texts(entry, "title", where), summary=_texts(entry, "summary", where),
@@ -258,7 +263,10 @@ def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: 
             exclude = regex.compile(str(item["exclude"]))
         except regex.error as exc:
             raise InputError(f"{where}: bad 'exclude' regex ({exc})") from None
-    return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count, exclude)
+    variant = item.get("variant")
+    if variant is not None and not isinstance(variant, str):
+        raise InputError(f"{where}: 'variant' must be a name")
+    return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count, exclude, variant)
 
 
 _BUILTIN: dict[Path, tuple[tuple[int, int], Signature]] = {}
@@ -377,7 +385,7 @@ def pattern_hits(run: RunLog, sig: Signature, max_evidence: int = 5) -> list[Hit
     facts["ranks"] = list(ranks) if ranks else None
     evidence = [event_evidence(e) for e, _ in matched[:max_evidence]]
     hit = Hit(evidence=evidence, confidence=best.confidence, first_line=first_event.line, facts=facts,
-              severity=max(severities))
+              severity=max(severities), variant=best.variant)
     if matcher.timed_out:
         for lang, msg in (("en", "A pattern timed out (over {t}s) and was skipped: {p}"),
                           ("zh", "有一条正则匹配超时（超过 {t} 秒），已跳过：{p}")):
