@@ -89,14 +89,14 @@ MESSAGE_TAIL = 3
 _FRAME = re.compile(r'^\s+File "([^"]+)", line (\d+), in (.+)$')
 _ERROR_LEVEL = re.compile(
     r"\[(?:ERROR|CRITICAL|FATAL)[\]|]|\bERROR:|\b(?:ERROR|CRITICAL)\b\s*[-|:\]]|^\s*E\d{4} \d|\[E[\s\d]|"
-    r"\bKilled\b|exits with return code|failed \(exitcode|NCCL error|CUDA error|out of memory|"
+    r"\bKilled\b|exits with return code|failed \(exitcode|NCCL error|CUDA error|out of memory|\bAssertion `[^`]*` failed|"
     r"^(?:[\w.]+\.)?\w*(?:Error|Exception):")
 _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:\]]|^\s*W\d{4} \d|\[W[\s\d]|"
                          r"\w+Warning:|NCCL WARN")
 # Cheap tests before the level regexes: a line at ERROR (WARNING) level holds one of these.
 _ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", " killed ", "zsh: killed", "已杀死",
                "exits with", "exitcode", "NCCL", "CUDA",
-               "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED")
+               "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED", "Assertion `")
 _WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 
@@ -192,7 +192,7 @@ class EventParser(LineParser):
     # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
                "Killed", " killed ", "zsh: killed", "已杀死", "out of memory", "[E ", "[W ", "E0", "E1", "W0", "W1",
-               "CANCELLED",
+               "CANCELLED", "Assertion `",
                *(f"[{c}{d}" for c in "EW" for d in range(2, 10)), *MASKING)
 
     def __init__(self) -> None:
