@@ -26,7 +26,7 @@ _EXIT = regex.compile(
     r"|Signal (?P<signal>\d+) \(SIG\w+\) received by PID"
     r"|exited with (?:exit )?code (?P<code>\d+)"
     r"|Exited with exit code (?P<code>\d+)")
-SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 7: "SIGBUS", 15: "SIGTERM", 2: "SIGINT"}
+SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 7: "SIGBUS", 15: "SIGTERM", 2: "SIGINT", 1: "SIGHUP"}
 
 
 @dataclass(frozen=True)
