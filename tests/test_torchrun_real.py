@@ -148,3 +148,35 @@ def test_agent_death_signal_forms(tmp_path, text, code, signal):
     assert (ex.data["code"], ex.data["signal"], ex.data["agent"]) == (code, signal, True)
     pm = analyze(str(p))
     assert [f.id for f in pm.findings] == ["EARLY_TERMINATION"] and pm.findings[0].facts["signal"] == signal
+
+
+DL_KILLED = "generated/torchrun_dataloader_worker_killed.log"
+
+
+def test_dataloader_worker_killed_by_sigkill_is_host_oom():
+    """torchrun says exitcode 1: the SIGKILL is only in the rank's own message about its DataLoader worker."""
+    pm = analyze(fixture(DL_KILLED))
+    assert ids(pm) == ["HOST_OOM", "EARLY_TERMINATION"]
+    oom = find(pm, "HOST_OOM")
+    killed = line_of(DL_KILLED, "is killed by signal: Killed.")
+    assert oom.first_line == killed and [e.line for e in oom.evidence] == [killed]
+    assert oom.explains == ("EARLY_TERMINATION",) and oom.facts["signal"] == "SIGKILL"
+    (ev,) = [e for e in pm.run.events if e.line == killed]
+    assert ev.kind == "traceback" and ev.rank == 1 and ev.data["exc_type"] == "RuntimeError"
+    assert (ev.data["tag"], ev.data["code"], ev.data["launcher"]) == ("exit", -9, "dataloader")
+    assert ev.data["pid"] == int(ev.text.split("(pid ")[1].split(")")[0])
+
+
+def test_dataloader_worker_bus_error_is_not_host_oom(tmp_path):
+    # the same run with `kill -BUS` of the DataLoader worker (torch 2.13 prints the shm hint itself)
+    text = ("[rank1]: Traceback (most recent call last):\n"
+            '[rank1]:   File "/tmp/hfvenv/lib/python3.11/site-packages/torch/utils/data/_utils/signal_handling.py", '
+            "line 73, in handler\n"
+            "[rank1]:     _error_if_any_worker_fails()\n"
+            "[rank1]: RuntimeError: DataLoader worker (pid 15654) is killed by signal: Bus error. It is possible "
+            "that dataloader's workers are out of shared memory. Please try to raise your shared memory limit.\n")
+    p = tmp_path / "x.log"
+    p.write_text(text, encoding="utf-8")
+    pm = analyze(str(p))
+    assert ids(pm) == ["EARLY_TERMINATION"]
+    assert pm.findings[0].facts["signal"] == "SIGBUS" and "/dev/shm" in pm.findings[0].summary["en"]

@@ -26,8 +26,11 @@ tag                 kind                       data keys
 ``exit``            error                      code (int, negative = signal), signal (``"SIGKILL"``
                                                or None), local_rank (int|None), pid (int|None),
                                                launcher (``deepspeed``, ``torchrun``, ``srun``,
-                                               ``subprocess``); plus root_cause (bool) on torchrun
-                                               ChildFailedError rows, host when printed
+                                               ``subprocess``, ``dataloader``: ``DataLoader worker
+                                               (pid N) is killed by signal: Killed.``); plus
+                                               root_cause (bool) on torchrun ChildFailedError rows,
+                                               host when printed, agent (True) on the torchrun
+                                               agent's own ``Received 15 death signal``
 ``nccl_timeout``    error                      timeout_ms (int), ran_ms (int|None), op (str|None),
                                                seq (int|None); the watchdog line in every torch era
 ``nccl_watchdog``   error | warning            seq, last_enqueued, last_completed, pg (int|None
@@ -102,6 +105,10 @@ _NCCL_KINDS = (
     ("ncclUnhandledCudaError", "unhandled cuda error"), ("unhandled cuda error", "unhandled cuda error"),
     ("ncclInvalidUsage", "invalid usage"), ("invalid usage", "invalid usage"),
 )
+# torch's DataLoader (csrc/DataLoader.cpp): a worker process ended by a signal, named by strsignal()
+_DL_KILLED = re.compile(r"DataLoader worker \(pid (\d+)\) is killed by signal: ([A-Za-z ]+?)\.")
+_STRSIGNAL = {"Killed": 9, "Bus error": 7, "Segmentation fault": 11, "Aborted": 6, "Terminated": 15, "Hangup": 1,
+              "Interrupt": 2, "Floating point exception": 8, "Illegal instruction": 4}
 _SUBPROC = re.compile(r"returned non-zero exit status (-?\d+)|died with <Signals\.(SIG\w+): (\d+)>")
 _SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
 
@@ -141,6 +148,14 @@ def classify(text: str) -> dict[str, Any] | None:
             return {"tag": "cuda_oom", **oom_sizes(text)}
     if "loss scale already at minimum" in text:
         return {"tag": "loss_scale_min"}
+    if "DataLoader worker (pid " in text:
+        m = _DL_KILLED.search(text)
+        if m and m.group(2) in _STRSIGNAL:
+            from logpost.parsers.deepspeed import signal_name
+
+            code = -_STRSIGNAL[m.group(2)]
+            return {"tag": "exit", "code": code, "signal": signal_name(code), "local_rank": None,
+                    "pid": int(m.group(1)), "launcher": "dataloader"}
     if "Killed" in text or "oom-kill" in text or "Out of memory: Kill" in text:
         m = _KILLED_PID.search(text) or _KILLED.search(text)
         if m:
