@@ -165,6 +165,9 @@ def test_dataloader_worker_killed_by_sigkill_is_host_oom():
     assert ev.kind == "traceback" and ev.rank == 1 and ev.data["exc_type"] == "RuntimeError"
     assert (ev.data["tag"], ev.data["code"], ev.data["launcher"]) == ("exit", -9, "dataloader")
     assert ev.data["pid"] == int(ev.text.split("(pid ")[1].split(")")[0])
+    # the earliest exit names the termination, though its traceback event is emitted after later lines
+    et = find(pm, "EARLY_TERMINATION")
+    assert et.first_line == killed and et.facts["signal"] == "SIGKILL"
 
 
 def test_dataloader_worker_bus_error_is_not_host_oom(tmp_path):

@@ -65,6 +65,7 @@ def exits(run: RunLog) -> list[Exit]:
             # Popen returns -N for a signal; shells and srun report 128+N
             sig = -code if code < 0 else (code - 128 if 128 < code < 160 else None)
         out.append(Exit(e, code, sig))
+    out.sort(key=lambda x: x.event.line)  # events come in emission order: a traceback is emitted at its end
     return out
 
 
