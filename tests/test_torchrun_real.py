@@ -183,3 +183,43 @@ def test_dataloader_worker_bus_error_is_not_host_oom(tmp_path):
     pm = analyze(str(p))
     assert ids(pm) == ["EARLY_TERMINATION"]
     assert pm.findings[0].facts["signal"] == "SIGBUS" and "/dev/shm" in pm.findings[0].summary["en"]
+
+
+RECORD = "generated/torchrun_record_redirects_cpu_alloc_fail.log"
+
+
+def test_record_tracebacks_inside_the_childfailederror_table():
+    """Workers under @record with their output redirected: the allocator error is only in the table,
+    indented under ``traceback :``; every block of the table is still read."""
+    pm = analyze(fixture(RECORD))
+    assert ids(pm) == ["HOST_OOM", "EARLY_TERMINATION"]
+    alloc = line_of(RECORD, "  RuntimeError: [enforce fail at alloc_cpu.cpp")
+    oom = find(pm, "HOST_OOM")
+    assert oom.first_line == alloc and oom.explains == ("EARLY_TERMINATION",)
+    run = pm.run
+    got = [(e.line, e.data["code"], e.data["local_rank"], e.data.get("root_cause")) for e in exits(run)]
+    assert got == [(line_of(RECORD, "failed (exitcode: 1)"), 1, 1, None),
+                   (line_of(RECORD, "exitcode  : -15"), -15, 0, False),
+                   (line_of(RECORD, "exitcode  : 1 (pid"), 1, 1, True)]
+    tbs = {e.line: e for e in run.events if e.kind == "traceback" and e.data.get("exc_type") == "RuntimeError"}
+    gloo = line_of(RECORD, "  RuntimeError: [/__w/pytorch")
+    assert sorted(tbs) == [gloo, alloc]
+    assert tbs[alloc].data["start_line"] == line_of(RECORD, "Root Cause") + 7  # "  traceback : Traceback (most..."
+    assert tbs[alloc].data["frames"][-1].endswith("in on_step_end")
+
+
+RECORD_KEY = "generated/torchrun_record_collator_keyerror.log"
+
+
+def test_folded_exception_keeps_its_first_line():
+    """@record without redirects: the KeyError on rank 0's stderr (emitted when its traceback ends, at
+    the end of the log) and again in the table fold into one event that cites the first occurrence."""
+    pm = analyze(fixture(RECORD_KEY))
+    assert ids(pm) == ["DATASET_ERROR", "EARLY_TERMINATION"]
+    first = line_of(RECORD_KEY, "[rank0]: KeyError: 'content'")
+    table = line_of(RECORD_KEY, "  KeyError: 'content'")
+    assert first < table
+    (ev,) = [e for e in pm.run.events if e.data.get("exc_type") == "KeyError"]
+    assert (ev.line, ev.last_line, ev.count, ev.rank) == (first, table, 2, 0)
+    assert find(pm, "DATASET_ERROR").first_line == first
+    assert [e.data.get("root_cause") for e in exits(pm.run)] == [None, False, True]

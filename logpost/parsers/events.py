@@ -228,9 +228,14 @@ class EventParser(LineParser):
         m = _FRAME.match(text)
         if m:
             tb["frames"].append((m.group(1), int(m.group(2)), m.group(3).strip()))
+            tb.setdefault("indent", len(text) - len(text.lstrip()))
             tb.pop("chained", None)
             return True
-        if text.startswith((" ", "\t")) or set(text.strip()) <= set("^~ "):
+        indent = len(text) - len(text.lstrip())
+        # an indented traceback (a @record worker's in torchrun's ChildFailedError table, a pasted block):
+        # its exception line is indented less than its frames
+        exception = indent < tb.get("indent", 1) and _EXC.match(text) is not None
+        if not exception and (indent or set(text.strip()) <= set("^~ ")):
             return True  # source line under a frame, or Python 3.11 ^^^^ markers
         if any(c in text for c in _CHAIN):
             tb["chained"] = True

@@ -6,8 +6,10 @@ Formats: shared ``formats/deepspeed.md`` sections 6-8, tested on real lines in t
   (``ERROR:torch.distributed...``, ``[...] torch.distributed...: [ERROR]``, glog ``E1223 ...``):
   error, tag ``exit``;
 * the ``ChildFailedError`` table: every ``[N]:`` failure block (root cause and others) becomes an
-  error with tag ``exit`` (``exitcode  : -6 (pid: 540118)``, ``rank : 1 (local_rank: 1)``, the signal
-  name from ``Signal 6 (SIGABRT) received by PID``);
+  error with tag ``exit`` (``exitcode  : -6 (pid: 540118)``, torch 2.13 ``exitcode  : -9 (pid: 13816)
+  (SIGKILL)``, ``rank : 1 (local_rank: 1)``, the signal name from ``Signal 6 (SIGABRT) received by PID``);
+  a worker decorated with ``@record`` puts its whole traceback under ``traceback : Traceback (most
+  recent call last):``, indented, which the table skips (the event parser reads it);
 * ``Sending process N closing signal SIGTERM``: warning, tag ``closing_signal``;
 * the agent itself stopped by a signal (preemption, ``scancel``, a closed terminal), the elastic agent's
   ``Received 15 death signal, shutting down workers`` (``Received Signals.SIGHUP death signal`` where
@@ -199,6 +201,11 @@ class TorchDistParser(LineParser):
             t["cur"][m.group(1)] = m.group(2).strip()
             if m.group(1) == "exitcode":
                 t["cur"]["line"] = line
+            return True
+        if t["cur"] is not None and t["cur"].get("traceback", "").startswith("Traceback") \
+                and line.text.startswith("  ") and not _BLOCK.match(text) and not set(text) <= set("=-"):
+            # the worker's own traceback (an error_file written by @record), indented under its row: the
+            # event parser makes the traceback event, the table goes on after it
             return True
         if set(text) <= set("=-") and len(text) >= 20 or text.endswith("FAILED") or text.startswith("<NO_OTHER"):
             if text.startswith("=") and t["cur"] is not None:  # the closing border
