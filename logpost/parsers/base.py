@@ -216,7 +216,9 @@ class Builder:
         acc = self._events.get(key)
         if acc is not None:
             acc["count"] += 1
-            acc["last_line"] = line.no
+            acc["last_line"] = max(acc["last_line"], line.no)
+            if line.no < acc["line"]:  # a traceback is emitted at its end: an earlier one can come later
+                acc.update(line=line.no, text=text[:2000], rank=line.rank, data={**acc["data"], **data})
             return
         if len(self._events) >= MAX_EVENTS:
             self.events_dropped += 1

@@ -26,8 +26,11 @@ tag                 kind                       data keys
 ``exit``            error                      code (int, negative = signal), signal (``"SIGKILL"``
                                                or None), local_rank (int|None), pid (int|None),
                                                launcher (``deepspeed``, ``torchrun``, ``srun``,
-                                               ``subprocess``); plus root_cause (bool) on torchrun
-                                               ChildFailedError rows, host when printed
+                                               ``subprocess``, ``dataloader``: ``DataLoader worker
+                                               (pid N) is killed by signal: Killed.``); plus
+                                               root_cause (bool) on torchrun ChildFailedError rows,
+                                               host when printed, agent (True) on the torchrun
+                                               agent's own ``Received 15 death signal``
 ``nccl_timeout``    error                      timeout_ms (int), ran_ms (int|None), op (str|None),
                                                seq (int|None); the watchdog line in every torch era
 ``nccl_watchdog``   error | warning            seq, last_enqueued, last_completed, pg (int|None
@@ -121,6 +124,10 @@ _NCCL_KINDS = (
     ("ncclUnhandledCudaError", "unhandled cuda error"), ("unhandled cuda error", "unhandled cuda error"),
     ("ncclInvalidUsage", "invalid usage"), ("invalid usage", "invalid usage"),
 )
+# torch's DataLoader (csrc/DataLoader.cpp): a worker process ended by a signal, named by strsignal()
+_DL_KILLED = re.compile(r"DataLoader worker \(pid (\d+)\) is killed by signal: ([A-Za-z ]+?)\.")
+_STRSIGNAL = {"Killed": 9, "Bus error": 7, "Segmentation fault": 11, "Aborted": 6, "Terminated": 15, "Hangup": 1,
+              "Interrupt": 2, "Floating point exception": 8, "Illegal instruction": 4}
 _SUBPROC = re.compile(r"returned non-zero exit status (-?\d+)|died with <Signals\.(SIG\w+): (\d+)>")
 _SLURM = re.compile(r"CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*")
 
@@ -160,6 +167,14 @@ def classify(text: str) -> dict[str, Any] | None:
             return {"tag": "cuda_oom", **oom_sizes(text)}
     if "loss scale already at minimum" in text:
         return {"tag": "loss_scale_min"}
+    if "DataLoader worker (pid " in text:
+        m = _DL_KILLED.search(text)
+        if m and m.group(2) in _STRSIGNAL:
+            from logpost.parsers.deepspeed import signal_name
+
+            code = -_STRSIGNAL[m.group(2)]
+            return {"tag": "exit", "code": code, "signal": signal_name(code), "local_rank": None,
+                    "pid": int(m.group(1)), "launcher": "dataloader"}
     if any(k in text for k in _KILLED_KEYS):
         m = _KILLED_PID.search(text) or _KILLED.search(text)
         if m:
@@ -235,10 +250,15 @@ class EventParser(LineParser):
         m = _FRAME.match(text)
         if m:
             tb["frames"].append((m.group(1), int(m.group(2)), m.group(3).strip()))
+            tb.setdefault("indent", len(text) - len(text.lstrip()))
             tb.pop("chained", None)
             tb["last"] = line.no
             return True
-        if text.startswith((" ", "\t")) or set(text.strip()) <= set("^~ "):
+        indent = len(text) - len(text.lstrip())
+        # an indented traceback (a @record worker's in torchrun's ChildFailedError table, a pasted block):
+        # its exception line is indented less than its frames
+        exception = indent < tb.get("indent", 1) and _EXC.match(text) is not None
+        if not exception and (indent or set(text.strip()) <= set("^~ ")):
             tb["last"] = line.no
             return True  # source line under a frame, or Python 3.11 ^^^^ markers
         if any(c in text for c in _CHAIN):

@@ -6,9 +6,15 @@ Formats: shared ``formats/deepspeed.md`` sections 6-8, tested on real lines in t
   (``ERROR:torch.distributed...``, ``[...] torch.distributed...: [ERROR]``, glog ``E1223 ...``):
   error, tag ``exit``;
 * the ``ChildFailedError`` table: every ``[N]:`` failure block (root cause and others) becomes an
-  error with tag ``exit`` (``exitcode  : -6 (pid: 540118)``, ``rank : 1 (local_rank: 1)``, the signal
-  name from ``Signal 6 (SIGABRT) received by PID``);
+  error with tag ``exit`` (``exitcode  : -6 (pid: 540118)``, torch 2.13 ``exitcode  : -9 (pid: 13816)
+  (SIGKILL)``, ``rank : 1 (local_rank: 1)``, the signal name from ``Signal 6 (SIGABRT) received by PID``);
+  a worker decorated with ``@record`` puts its whole traceback under ``traceback : Traceback (most
+  recent call last):``, indented, which the table skips (the event parser reads it);
 * ``Sending process N closing signal SIGTERM``: warning, tag ``closing_signal``;
+* the agent itself stopped by a signal (preemption, ``scancel``, a closed terminal), the elastic agent's
+  ``Received 15 death signal, shutting down workers`` (``Received Signals.SIGHUP death signal`` where
+  the enum prints by name): error, tag ``exit`` with code ``-N``, the signal name, ``local_rank`` None and
+  ``agent`` True (torch then raises ``SignalException: Process N got signal: 15``, a traceback);
 * the NCCL watchdog in every torch era: ``[E ProcessGroupNCCL.cpp:737] [Rank 1] Watchdog caught
   collective operation timeout: WorkNCCL(SeqNum=.., OpType=.., [NumelIn=.., NumelOut=..,]
   Timeout(ms)=..) ran for .. milliseconds before timing out.``, the blocking-wait form, with
@@ -24,6 +30,7 @@ Formats: shared ``formats/deepspeed.md`` sections 6-8, tested on real lines in t
 from __future__ import annotations
 
 import re
+import signal
 from typing import Any
 
 from logpost.model import Line
@@ -32,6 +39,8 @@ from logpost.parsers.deepspeed import signal_name
 
 _FAILED = re.compile(r"failed \(exitcode: (-?\d+)\) local_rank: (\d+) \(pid: (\d+)\)")
 _CLOSING = re.compile(r"Sending process (\d+) closing signal (SIG\w+)")
+_DEATH = re.compile(r"Received (?:(\d+)|Signals\.(SIG[A-Z0-9]+)) death signal")
+_GLOG_PID = re.compile(r"[IWEF]\d{4} [\d:.]+ (\d+) ")
 _ROW = re.compile(r"^\s*(time|host|rank|exitcode|error_file|traceback)\s*:\s?(.*)$")
 _BLOCK = re.compile(r"^\s*\[(\d+)\]:\s*$")
 _ROW_RANK = re.compile(r"(-?\d+)(?: \(local_rank: (\d+)\))?")
@@ -52,6 +61,13 @@ _TEARDOWN = ("Some NCCL operations have failed or timed out", "taking the entire
 _FLIGHT = ("FlightRecorder", "Flight Recorder", "preparing to dump debug info", "TORCH_NCCL_TRACE_BUFFER_SIZE")
 
 
+def _signum(name: str) -> int | None:
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        return None
+
+
 def _int(text: str | None) -> int | None:
     try:
         return int(text) if text is not None else None
@@ -62,7 +78,7 @@ def _int(text: str | None) -> int | None:
 class TorchDistParser(LineParser):
     # ProcessGroupNCCL / [PG N Rank N] lines carry a glog level ("[E ...", "[rank0]:[E1206", "W1206"): the
     # event parser's markers bring them in
-    markers = ("exitcode", "closing signal", "ChildFailedError", "Root Cause", "Watchdog caught", "WorkNCCL(",
+    markers = ("exitcode", "closing signal", "death signal", "ChildFailedError", "Root Cause", "Watchdog caught", "WorkNCCL(",
                "NET/IB", "srun: error", "FlightRecorder")
 
     def __init__(self) -> None:
@@ -92,6 +108,16 @@ class TorchDistParser(LineParser):
             if m:
                 out.saw("torchrun")
                 out.event("warning", line, tag="closing_signal", pid=int(m.group(1)), signal=m.group(2))
+            return
+        if "death signal" in text:
+            m = _DEATH.search(text)
+            if m:
+                num = int(m.group(1)) if m.group(1) else _signum(m.group(2))
+                pid = _GLOG_PID.search(text)
+                out.saw("torchrun")
+                out.event("error", line, tag="exit", code=-num if num else None,
+                          signal=signal_name(-num) if num else m.group(2), local_rank=None,
+                          pid=int(pid.group(1)) if pid else None, launcher="torchrun", agent=True)
             return
         if "WorkNCCL(" in text and ("Watchdog caught" in text or "timed out" in text):
             self._timeout(line, out)
@@ -175,6 +201,11 @@ class TorchDistParser(LineParser):
             t["cur"][m.group(1)] = m.group(2).strip()
             if m.group(1) == "exitcode":
                 t["cur"]["line"] = line
+            return True
+        if t["cur"] is not None and t["cur"].get("traceback", "").startswith("Traceback") \
+                and line.text.startswith("  ") and not _BLOCK.match(text) and not set(text) <= set("=-"):
+            # the worker's own traceback (an error_file written by @record), indented under its row: the
+            # event parser makes the traceback event, the table goes on after it
             return True
         if set(text) <= set("=-") and len(text) >= 20 or text.endswith("FAILED") or text.startswith("<NO_OTHER"):
             if text.startswith("=") and t["cur"] is not None:  # the closing border

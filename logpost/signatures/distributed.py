@@ -28,7 +28,7 @@ _EXIT = regex.compile(
     r"|Signal (?P<signal>\d+) \(SIG\w+\) received by PID"
     r"|exited with (?:exit )?code (?P<code>\d+)"
     r"|Exited with exit code (?P<code>\d+)")
-SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 7: "SIGBUS", 15: "SIGTERM", 2: "SIGINT"}
+SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 7: "SIGBUS", 15: "SIGTERM", 2: "SIGINT", 1: "SIGHUP"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ def exits(run: RunLog) -> list[Exit]:
             # Popen returns -N for a signal; shells and srun report 128+N
             sig = -code if code < 0 else (code - 128 if 128 < code < 160 else None)
         out.append(Exit(e, code, sig))
+    out.sort(key=lambda x: x.event.line)  # events come in emission order: a traceback is emitted at its end
     return out
 
 

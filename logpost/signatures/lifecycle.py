@@ -25,6 +25,8 @@ MEANING = {  # what an exit code means in practice (shared/formats/deepspeed.md,
          "SIGSEGV：扩展、NCCL 或驱动里的原生崩溃（段错误）"),
     7: ("SIGBUS: often /dev/shm exhausted in a container", "SIGBUS：容器里 /dev/shm 不够用时常见"),
     15: ("SIGTERM: stopped by a scheduler, a time limit or a user", "SIGTERM：被调度器、时间限制或用户停掉"),
+    1: ("SIGHUP: the terminal or ssh session that started it closed; run it under nohup, tmux or the scheduler",
+        "SIGHUP：启动它的终端或 ssh 会话断开了；用 nohup、tmux 或调度器来跑"),
 }
 # throughput columns frameworks log, best first (torchtitan tps, Axolotl tokens/s, DeepSpeed samples/s)
 THROUGHPUT_COLUMNS = ("tps", "tokens/train_per_sec_per_gpu", "tokens_per_second_per_gpu", "SamplesPerSec",
