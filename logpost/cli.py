@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
+import pyarrow as pa
 
 from logpost import __version__
 from logpost.model import InputError, Severity
@@ -84,6 +85,9 @@ def main(debug: bool) -> None:
       logpost analyze train.log
       logpost analyze train.log -f md --lang zh -o postmortem.md
     """
+    # pandas keeps string columns in Arrow arrays; Arrow's default pool (jemalloc) holds on to freed pages,
+    # ~30 MB more peak RSS on a 1 GiB log. A command runs once and exits: use the system allocator.
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 @main.command()

@@ -155,15 +155,21 @@ def tail_lines(run: RunLog, params: dict[str, Any] | Any, since: int = 0) -> lis
         data, mid = _read_tail(source, end, int(params["tail_kib"]) * 1024)
     except (OSError, EOFError):
         return None
-    parts = data.split(b"\n")
+    # lines in the window (the first is cut by it when the window starts mid-file), and the number of the first
+    total = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) - (1 if mid else 0)
+    first = run.lines - total + 1
+    skip = max(0, since - first) + (1 if mid else 0)  # only what follows the record is split and normalised
+    pos = 0
+    for _ in range(skip):
+        pos = data.find(b"\n", pos) + 1
+        if pos == 0:
+            return []
+    parts = data[pos:].split(b"\n")
     if data.endswith(b"\n"):
         parts.pop()
-    if mid and parts:
-        parts.pop(0)  # the first line is cut by the window
-    first = run.lines - len(parts) + 1
     out: list[Line] = []
-    for i in range(max(0, since - first), len(parts)):  # only what follows the record is normalised
-        out.extend(split_line(first + i, parts[i]))
+    for i, part in enumerate(parts, start=first + skip - (1 if mid else 0)):
+        out.extend(split_line(i, part))
     return out
 
 
