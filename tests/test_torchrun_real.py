@@ -226,3 +226,12 @@ def test_folded_exception_keeps_its_first_line():
     assert (ev.line, ev.last_line, ev.count, ev.rank) == (first, table, 2, 0)
     assert find(pm, "DATASET_ERROR").first_line == first
     assert [e.data.get("root_cause") for e in exits(pm.run)] == [None, False, True]
+
+
+def test_crash_is_placed_at_the_step_it_happened():
+    # the collator's KeyError comes after the record of step 49: the finding says so (and its line)
+    pm = analyze(fixture("generated/torchrun_collator_keyerror.log"))
+    root = pm.findings[0]
+    train = pm.run.train_rows()
+    before = train[train.line <= root.first_line]
+    assert root.id == "DATASET_ERROR" and root.first_step == int(before.step.iloc[-1]) == 49

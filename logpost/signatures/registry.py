@@ -385,7 +385,7 @@ def pattern_hits(run: RunLog, sig: Signature, max_evidence: int = 5) -> list[Hit
     facts["ranks"] = list(ranks) if ranks else None
     evidence = [event_evidence(e) for e, _ in matched[:max_evidence]]
     hit = Hit(evidence=evidence, confidence=best.confidence, first_line=first_event.line, facts=facts,
-              severity=max(severities), variant=best.variant)
+              severity=max(severities), variant=best.variant, first_step=step_at(run, first_event.line))
     if matcher.timed_out:
         for lang, msg in (("en", "A pattern timed out (over {t}s) and was skipped: {p}"),
                           ("zh", "有一条正则匹配超时（超过 {t} 秒），已跳过：{p}")):
@@ -459,6 +459,16 @@ def merge(hit: Hit, other: Hit) -> None:
         hit.first_line = other.first_line
     for k, v in other.facts.items():
         hit.facts.setdefault(k, v)
+
+
+def step_at(run: RunLog, line: int) -> int | None:
+    """The step of the last training record logged at or before ``line`` (a crash message belongs to the
+    step after it); None before the first one, or in a run directory (lines of different files)."""
+    if run.meta.get("sources"):
+        return None
+    train = run.frame.loc[run.frame["kind"] == "train", ["line", "step"]].dropna()
+    before = train[train["line"] <= line]
+    return int(before["step"].iloc[-1]) if len(before) else None
 
 
 def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
