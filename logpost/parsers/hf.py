@@ -81,6 +81,8 @@ ARG_KEYS = ("bf16", "fp16", "learning_rate", "lr_scheduler_type", "warmup_steps"
             "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
             "logging_nan_inf_filter", "logging_steps", "optim", "weight_decay", "gradient_checkpointing", "deepspeed")
 _ARG = re.compile(r"(?:^|[(,]\s*)(" + "|".join(ARG_KEYS) + r")=([^,()]*(?:\([^()]*\))?[^,()]*)")
+# an enum's repr in the dump: "SchedulerType.COSINE" (-> cosine), "<SchedulerType.LINEAR: 'linear'>" (-> linear)
+_ENUM = re.compile(r"<?[A-Z]\w*(?:Type|Names|Strategy|Mode)\.(\w+)(?:: '([^']*)'>)?")
 _TRAIN_OUTPUT = re.compile(r"TrainOutput\(global_step=(\d+), training_loss=([^,]+), metrics=(\{[^{}]*\})")
 _TABLE_START = re.compile(r"\*{5} (\w+) metrics \*{5}")
 _TABLE_ROW = re.compile(r"^\s+([\w/.\-]+)\s+=\s+(\S+)\s*$")
@@ -337,7 +339,7 @@ class HFParser(LineParser):
             raw = raw.strip().rstrip(",").strip()
             value: Any = {"True": True, "False": False, "None": None}.get(raw, raw)
             if isinstance(value, str):
-                enum = re.fullmatch(r"<?[A-Z]\w*(?:Type|Names|Strategy|Mode)\.(\w+)(?:: '([^']*)'>)?", value)  # SchedulerType.COSINE, <..: 'linear'>
+                enum = _ENUM.fullmatch(value)
                 if enum:
                     value = enum.group(2) or enum.group(1).lower()
                 value = to_number(value)
