@@ -217,9 +217,10 @@ class Matcher:
                 i = find(m, e)
         return hits
 
-    def starts(self, data: bytes, sep: bytes = b"\n") -> list[int]:
+    def starts(self, data: bytes, sep: bytes = b"\n", ends: list[int] | None = None) -> list[int]:
+        """Starts of the lines holding a marker (from ``ends`` when the matches are already known)."""
         rfind = data.rfind
-        return sorted({rfind(sep, 0, e - 1) + 1 for e in self.ends(data)})
+        return sorted({rfind(sep, 0, e - 1) + 1 for e in (self.ends(data) if ends is None else ends)})
 
 
 class Scanner:
@@ -361,9 +362,8 @@ class Scanner:
         return [(s, raw[s: e if (e := find(b"\r", s)) != -1 else len(raw)]) for s in starts]
 
     def _block(self, block: bytes, base: int) -> Generator[tuple[int, bytes], None, int]:
-        self._ends = ends = sorted(self.matcher.ends(block))
-        rfind = block.rfind
-        cands = sorted({rfind(b"\n", 0, e - 1) + 1 for e in ends})
+        self._ends = sorted(self.matcher.ends(block))
+        cands = self.matcher.starts(block, ends=self._ends)
         if base == 1 and (not cands or cands[0] != 0):
             cands.insert(0, 0)  # the first line of a source: where pastes are cut (a dict without "{")
         n = len(block)
