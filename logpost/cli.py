@@ -218,22 +218,14 @@ def explain(sig_id: str, lang: str | None) -> None:
     Example:
       logpost explain ZERO_LOSS --lang zh
     """
+    from logpost.signatures.docs import explain_text
     from logpost.signatures.registry import load_catalogue
 
-    sigs = load_catalogue()
-    sig = sigs.get(sig_id.upper())
+    sig = load_catalogue().get(sig_id.upper())
     if sig is None:
         raise InputError(f"unknown signature id {sig_id!r} (see `logpost signatures`)")
-    langs = ("zh", "en") if lang == "both" else (lang or _default_lang(),)
-    for lg in langs:
-        click.echo(f"{sig.id} · {sig.severity.label} · {sig.title[lg]}\n")
-        click.echo(sig.why[lg] + "\n")
-        if sig.consequences:
-            click.echo(("可一并解释：" if lg == "zh" else "Explains: ") + ", ".join(sig.consequences) + "\n")
-        for i, step in enumerate(sig.remediation, 1):
-            scope = f" [{', '.join(step.frameworks)}]" if step.frameworks else ""
-            click.echo(f"{i}.{scope} {step.text[lg]}")
-        click.echo("")
+    for lg in ("zh", "en") if lang == "both" else (lang or _default_lang(),):
+        click.echo(explain_text(sig, lg))
 
 
 @main.command()

@@ -91,6 +91,9 @@ def test_signatures_and_explain():
     r = run("explain", "zero_loss", "--lang", "en")
     assert r.exit_code == 0 and "-100" in r.stdout
     assert run("explain", "NOPE").exit_code == 2
+    r = run("explain", "HOST_OOM", "--lang", "both")  # a variant's own texts are explained too
+    assert r.exit_code == 0 and "变体 shm：" in r.stdout and "Variant shm: " in r.stdout
+    assert "--shm-size" in r.stdout and "可一并解释：" in r.stdout
 
 
 def test_terminal_in_chinese():
