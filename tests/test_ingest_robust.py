@@ -53,6 +53,12 @@ def test_crlf_gbk_invalid_utf8(tmp_path):
     assert err and err[0].text.startswith("RuntimeError: caf")
 
 
+def test_crlf_paste_that_lost_its_brace(tmp_path):
+    # the first line of a source is read whatever it holds (pastes are cut there), also with a CR in it
+    text = b"'loss': 1.2, 'learning_rate': 1e-05, 'epoch': 0.1}\r\n{'loss': 1.1, 'learning_rate': 1e-05, 'epoch': 0.2}\r\n"
+    assert list(parse(write(tmp_path, text)).train_rows().loss) == [1.2, 1.1]
+
+
 def test_single_100mb_line(tmp_path):
     size = 100 * 1024 * 1024
     p = tmp_path / "long.log"

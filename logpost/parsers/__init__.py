@@ -103,7 +103,7 @@ def _scan(stream: Any, out: Builder) -> int:
             out.tick()
         start = scanner.pos
         # a tqdm redraw line: only its parts holding a marker (a bar is found with look_back when needed)
-        pieces = scanner.marked_parts(raw) if b"\r" in raw and not scanner.follow else ((0, raw),)
+        pieces = (scanner.marked_parts(raw) if b"\r" in raw and not scanner.follow else None) or ((0, raw),)
         for offset, piece in pieces:
             for line in split_line(no, piece):
                 scanner.pos = start + offset
