@@ -385,7 +385,7 @@ def pattern_hits(run: RunLog, sig: Signature, max_evidence: int = 5) -> list[Hit
     facts["ranks"] = list(ranks) if ranks else None
     evidence = [event_evidence(e) for e, _ in matched[:max_evidence]]
     hit = Hit(evidence=evidence, confidence=best.confidence, first_line=first_event.line, facts=facts,
-              severity=max(severities), variant=best.variant, first_step=step_at(run, first_event.line))
+              severity=max(severities), variant=best.variant)
     if matcher.timed_out:
         for lang, msg in (("en", "A pattern timed out (over {t}s) and was skipped: {p}"),
                           ("zh", "有一条正则匹配超时（超过 {t} 秒），已跳过：{p}")):
@@ -472,6 +472,8 @@ def step_at(run: RunLog, line: int) -> int | None:
 
 
 def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
+    if hit.first_step is None and hit.first_line is not None:  # a message: at the step logged before it
+        hit.first_step = step_at(run, hit.first_line)
     facts = {"first_step": hit.first_step, "first_line": hit.first_line, **hit.facts}
     var = sig.variants.get(hit.variant) if hit.variant else None  # a user file may lack it: base texts
     title = (var.title if var else None) or sig.title
