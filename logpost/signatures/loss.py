@@ -172,7 +172,7 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     # Megatron counts them itself: "number of nan iterations: N" per logging interval
     nan_iters = (frame["nan_iterations"] > 0) if "nan_iterations" in frame else pd.Series(False, index=frame.index)
     bad = ((loss_bad & ~empty_labels) | grad_bad | eval_bad | nan_iters)
-    if int(bad.sum()) < params["min_records"]:
+    if int(bad.sum()) < params["min_records"] or _skipped_by_scaler(frame, bad, grad_bad, loss_bad, params):
         return []
     rows = frame[bad]
     first_idx = rows.index[0]
@@ -201,6 +201,24 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         _note(hit, "Only the evaluation loss is non-finite; the training loss stays finite.",
               "只有 eval loss 出现非有限值，训练 loss 仍是有限的。")
     return [hit]
+
+
+def _skipped_by_scaler(frame: pd.DataFrame, bad: pd.Series, grad_bad: pd.Series, loss_bad: pd.Series,
+                       params: Mapping[str, Any]) -> bool:
+    """Every non-finite value is a grad_norm that fp16 dynamic loss scaling (torch GradScaler) skipped:
+    HF logs the overflowed step's grad_norm as inf/nan, the loss on it is finite and non-zero, and the
+    following records log a finite grad_norm again. A nan that reached the weights would make every
+    later grad_norm nan, so a run that recovers on its own skipped the update, it did not blow up."""
+    train = frame["kind"] == "train"
+    skip = grad_bad & train & ~loss_bad & (frame["loss"] > 0)
+    if not skip.any() or bool((bad & ~skip).any()):
+        return False
+    norms = frame.loc[train & (frame["grad_norm"].notna() | grad_bad), "grad_norm"].to_numpy(dtype="float64")
+    finite = np.isfinite(norms)
+    n_skip = int((~finite).sum())
+    after = len(finite) - 1 - int(np.flatnonzero(~finite)[-1])  # finite records after the last skipped one
+    return after >= params["skip_recovered_records"] and \
+        n_skip <= max(params["skip_max_records"], params["skip_max_share"] * len(finite))
 
 
 def never_stepped(run: RunLog) -> bool:
