@@ -79,6 +79,24 @@ CASES = [
 ]
 
 
+def test_inf_on_every_record_reads_as_every_update_skipped(tmp_path) -> None:
+    # a text-generation-webui fp16 LoRA log prints "Step: N {...}" with grad_norm inf on every record for two
+    # epochs while the loss stays near 2.44 (find_string id 14701379767): fp16's scaler skipped every update
+    text = "".join(f"Step: {4 * i + 3:6d} {line}\n" for i, line in
+                   enumerate(hf([(round(2.44 + ((i * 37) % 9 - 4) / 100, 4), "inf", 1e-5 * (i + 1)) for i in range(12)])
+                         .splitlines()))
+    path = tmp_path / "run.log"
+    path.write_text(text, encoding="utf-8")
+    nan = [f for f in analyze(str(path), Options()).findings if f.id == "NAN_LOSS"]
+    assert nan and "skipped every one of these steps" in nan[0].summary["en"]
+    assert "logging_nan_inf_filter" not in nan[0].summary["en"]
+    # one finite record among them: not every update was skipped, so the note does not apply
+    text = text.replace("'grad_norm': inf", "'grad_norm': 0.91", 1)
+    path.write_text(text, encoding="utf-8")
+    nan = [f for f in analyze(str(path), Options()).findings if f.id == "NAN_LOSS"]
+    assert nan and "skipped every one" not in nan[0].summary["en"]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_series_case(case: Case, tmp_path) -> None:
     path = tmp_path / "run.log"
