@@ -172,7 +172,7 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     # Megatron counts them itself: "number of nan iterations: N" per logging interval
     nan_iters = (frame["nan_iterations"] > 0) if "nan_iterations" in frame else pd.Series(False, index=frame.index)
     bad = ((loss_bad & ~empty_labels) | grad_bad | eval_bad | nan_iters)
-    if int(bad.sum()) < params["min_records"]:
+    if int(bad.sum()) < params["min_records"] or _skipped_by_scaler(frame, bad, grad_bad, loss_bad, params):
         return []
     rows = frame[bad]
     first_idx = rows.index[0]
@@ -192,7 +192,19 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     }
     hit = Hit(evidence=evidence, confidence=params["confidence_eval_only"] if only_eval else params["confidence"],
               first_step=_first(rows, "step"), first_line=_first(rows, "line"), facts=facts)
-    if len(masked):
+    train_norms = frame.loc[(frame["kind"] == "train") & (frame["grad_norm"].notna() | grad_bad)]
+    every_skipped = (len(train_norms) >= params["skip_every_min_records"] and not bool(loss_bad.any())
+                     and bool(np.isposinf(train_norms["grad_norm"].to_numpy(dtype="float64")).all())
+                     and bool((train_norms["loss"] > 0).all()))
+    if every_skipped:
+        # bf16 has no loss scaler: an inf gradient reaches the weights and the next losses are nan. A loss that
+        # stays finite under grad_norm inf on every record is fp16's scaler skipping every update.
+        _note(hit, f"grad_norm is inf on all {len(train_norms)} records while the loss stays finite and non-zero: under "
+              "fp16 mixed precision the loss scaler skipped every one of these steps, so the weights never changed "
+              "(a flat loss confirms it).",
+              f"全部 {len(train_norms)} 条记录的 grad_norm 都是 inf，而 loss 一直是有限的非零值：在 fp16 混合精度下，"
+              "loss scaler 把这些 step 全部跳过了，权重根本没有更新（loss 基本不动就是佐证）。")
+    elif len(masked):
         _note(hit, f"On {len(masked)} record(s) grad_norm is nan while loss looks finite: HF's logging_nan_inf_filter "
               "hides non-finite losses from the logged average, so the printed loss (often 0.0) is not the truth.",
               f"有 {len(masked)} 条记录 grad_norm 为 nan 而 loss 看似正常：HF 的 logging_nan_inf_filter 会把 "
@@ -201,6 +213,24 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         _note(hit, "Only the evaluation loss is non-finite; the training loss stays finite.",
               "只有 eval loss 出现非有限值，训练 loss 仍是有限的。")
     return [hit]
+
+
+def _skipped_by_scaler(frame: pd.DataFrame, bad: pd.Series, grad_bad: pd.Series, loss_bad: pd.Series,
+                       params: Mapping[str, Any]) -> bool:
+    """Every non-finite value is a grad_norm that fp16 dynamic loss scaling (torch GradScaler) skipped:
+    HF logs the overflowed step's grad_norm as inf/nan, the loss on it is finite and non-zero, and the
+    following records log a finite grad_norm again. A nan that reached the weights would make every
+    later grad_norm nan, so a run that recovers on its own skipped the update, it did not blow up."""
+    train = frame["kind"] == "train"
+    skip = grad_bad & train & ~loss_bad & (frame["loss"] > 0)
+    if not skip.any() or bool((bad & ~skip).any()):
+        return False
+    norms = frame.loc[train & (frame["grad_norm"].notna() | grad_bad), "grad_norm"].to_numpy(dtype="float64")
+    finite = np.isfinite(norms)
+    n_skip = int((~finite).sum())
+    after = len(finite) - 1 - int(np.flatnonzero(~finite)[-1])  # finite records after the last skipped one
+    return after >= params["skip_recovered_records"] and \
+        n_skip <= max(params["skip_max_records"], params["skip_max_share"] * len(finite))
 
 
 def never_stepped(run: RunLog) -> bool:
