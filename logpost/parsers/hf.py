@@ -12,7 +12,8 @@
   ``[80/80 02:02, Epoch 0/1]`` progress line, and ``TrainOutput(...)`` as the run's summary;
 * the ``TrainingArguments(...)`` dump of HF example scripts and LLaMA-Factory (one ``key=value,`` per
   line since transformers 4.10, one line before): the settings that explain failures become run metadata;
-* ms-swift's dicts, which carry their step: ``'global_step/max_steps': '10/1000'``;
+* ms-swift's dicts, which carry their step: ``'global_step/max_steps': '10/1000'``, and
+  text-generation-webui's ``Step:      3 {'loss': ...}``;
 * Unsloth's start-up banner (``Num examples = 3,011 | Num Epochs = 1 ... Total steps = 80``).
 """
 
@@ -81,6 +82,7 @@ ARG_KEYS = ("bf16", "fp16", "learning_rate", "lr_scheduler_type", "warmup_steps"
             "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
             "logging_nan_inf_filter", "logging_steps", "optim", "weight_decay", "gradient_checkpointing", "deepspeed")
 _ARG = re.compile(r"(?:^|[(,]\s*)(" + "|".join(ARG_KEYS) + r")=([^,()]*(?:\([^()]*\))?[^,()]*)")
+_STEP_PREFIX = re.compile(r"\bStep:\s*(\d+)\s*$")
 # an enum's repr in the dump: "SchedulerType.COSINE" (-> cosine), "<SchedulerType.LINEAR: 'linear'>" (-> linear)
 _ENUM = re.compile(r"<?[A-Z]\w*(?:Type|Names|Strategy|Mode)\.(\w+)(?:: '([^']*)'>)?")
 _TRAIN_OUTPUT = re.compile(r"TrainOutput\(global_step=(\d+), training_loss=([^,]+), metrics=(\{[^{}]*\})")
@@ -283,9 +285,12 @@ class HFParser(LineParser):
                 continue
             kind = record_kind(pairs)
             logged = _swift_step(pairs.pop("global_step/max_steps", None), out)
+            if logged is None and "Step:" in text:  # text-generation-webui: "Step:      3 {'loss': ...}"
+                m = _STEP_PREFIX.search(text, 0, text.find(chunk))
+                logged = int(m.group(1)) if m else None
             values = metric_values(pairs)
             out.saw("hf")
-            if logged is not None:  # ms-swift logs the step itself
+            if logged is not None:  # ms-swift and text-generation-webui log the step itself
                 rec = out.record(kind, values, line, step=logged, text=chunk.strip(), step_source="logged")
             else:
                 rec = out.record(kind, values, line, text=chunk.strip())

@@ -15,6 +15,8 @@ from logpost.signatures.registry import Hit, detector, find_events
 
 LR_BEFORE_STEP = r"tried to get lr value before scheduler/optimizer started stepping"
 
+# Frameworks that log through HF Trainer (its logging_nan_inf_filter applies)
+HF_FAMILY = frozenset({"hf", "axolotl", "llamafactory", "swift"})
 # Keys only RL trainers log (TRL GRPO/PPO/RLOO): their loss is ~0 by construction (trl#3452).
 RL_KEYS = ("reward", "reward_std", "kl", "frac_reward_zero_std", "completion_length", "completions/mean_length")
 
@@ -204,7 +206,7 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
               "(a flat loss confirms it).",
               f"全部 {len(train_norms)} 条记录的 grad_norm 都是 inf，而 loss 一直是有限的非零值：在 fp16 混合精度下，"
               "loss scaler 把这些 step 全部跳过了，权重根本没有更新（loss 基本不动就是佐证）。")
-    elif len(masked):
+    elif len(masked) and HF_FAMILY & set(run.frameworks):
         _note(hit, f"On {len(masked)} record(s) grad_norm is nan while loss looks finite: HF's logging_nan_inf_filter "
               "hides non-finite losses from the logged average, so the printed loss (often 0.0) is not the truth.",
               f"有 {len(masked)} 条记录 grad_norm 为 nan 而 loss 看似正常：HF 的 logging_nan_inf_filter 会把 "
