@@ -199,6 +199,7 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
                      and bool(np.isposinf(train_norms["grad_norm"].to_numpy(dtype="float64")).all())
                      and bool((train_norms["loss"] > 0).all()))
     if every_skipped:
+        hit.variant = "all_skipped"
         # bf16 has no loss scaler: an inf gradient reaches the weights and the next losses are nan. A loss that
         # stays finite under grad_norm inf on every record is fp16's scaler skipping every update.
         _note(hit, f"grad_norm is inf on all {len(train_norms)} records while the loss stays finite and non-zero: under "
