@@ -59,6 +59,7 @@ ALIASES = {
     "global_step": "step",
     "loss_scale": "loss_scale",
     "scale": "loss_scale",
+    "gnorm": "grad_norm",
 }
 
 STEP_SOURCES = ("logged", "epoch", "progress", "interval", "ordinal", "previous")

@@ -59,6 +59,18 @@ def test_crlf_paste_that_lost_its_brace(tmp_path):
     assert list(parse(write(tmp_path, text)).train_rows().loss) == [1.2, 1.1]
 
 
+@pytest.mark.parametrize("line", [
+    "step=inf loss=2.0", "step=1e300 loss=1.0", "step=nan loss=1",
+    "Step: 99999999999999999999999999 {'loss': 1.0, 'epoch': 0.2}",
+    "01/29 21:35:34 - mmengine - INFO - Iter(train) [ 99999999999999999999999/720]  loss: 2.6900",
+    " 50%|##   | 99999999999999999999999/99999999999999999999999 [00:01<00:01, 1.0it/s]{'loss': 1.0, 'epoch': 0.1}",
+    "[Rank 0] step=99999999999999999999999, skipped=0, lr=[1e-05], mom=[(0.9, 0.999)]",
+])
+def test_absurd_step_numbers_are_no_steps(tmp_path, line):
+    run = parse(write(tmp_path, (line + "\n").encode() + b"step=5 loss=1.0\n"))
+    assert run.frame["step"].dropna().le(1 << 53).all()
+
+
 def test_single_100mb_line(tmp_path):
     size = 100 * 1024 * 1024
     p = tmp_path / "long.log"

@@ -55,3 +55,17 @@ def test_webui_step_prefix_is_the_logged_step(tmp_path):
                    f"'epoch': {s / 228}}}\n" for s in (3, 7, 11, 15))
     train = parse(write(tmp_path, text, "webui.log")).train_rows()
     assert list(train.step) == [3, 7, 11, 15] and set(train.step_source) == {"logged"}
+
+
+def test_custom_loop_key_value_lines(tmp_path):
+    # print(f"step={step}  loss={loss:.2f}  gnorm={gn:.1f}") in a hand-written loop (e.g. paiml/entrenar#274);
+    # DeepSpeed's "step=20, skipped=0, lr=[..]" stays an optimizer row
+    text = ("[2024-05-01 00:00:20,140] [INFO] [logging.py:96:log_dist] [Rank 0] step=20, skipped=0, lr=[2.0e-07], "
+            "mom=[(0.9, 0.999)]\n"
+            "step=1    loss=15.50  gnorm=42.7\nstep=55   loss=13.00  gnorm=14.0\nepoch=0 step=100 train_loss=2.31 lr=1e-05\n"
+            "step=3.5 loss=1.0\n")
+    run = parse(write(tmp_path, text, "kv.log"))
+    train = run.train_rows()
+    assert list(train.step) == [1, 55, 100] and list(train.loss) == [15.5, 13.0, 2.31]
+    assert list(train.grad_norm)[:2] == [42.7, 14.0] and train.learning_rate.iloc[2] == 1e-05
+    assert (run.frame.kind == "optimizer").sum() == 1

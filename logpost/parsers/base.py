@@ -11,6 +11,7 @@ from typing import Any
 
 from logpost.model import Event, Line
 
+MAX_STEP = 1 << 53  # steps are Int64 in the frame; no run has more (a float still holds them exactly)
 MAX_EVENTS = 5000  # distinct event messages kept; beyond that they are only counted
 
 
@@ -191,7 +192,7 @@ class Builder:
         if bad:
             rec["nonfinite"] = ",".join(sorted(bad))
         rec["kind"] = kind
-        if step is not None:
+        if step is not None and 0 <= step < MAX_STEP:  # a garbled or junk number is no step
             rec["step"] = step
         rec["line"] = line.no if line else extra.pop("line_no", None)
         if line is not None and line.rank is not None:

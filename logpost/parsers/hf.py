@@ -14,6 +14,7 @@
   line since transformers 4.10, one line before): the settings that explain failures become run metadata;
 * ms-swift's dicts, which carry their step: ``'global_step/max_steps': '10/1000'``, and
   text-generation-webui's ``Step:      3 {'loss': ...}``;
+* a custom loop's ``step=110  loss=3.80  gnorm=24.4`` line (a step key and a loss key);
 * Unsloth's start-up banner (``Num examples = 3,011 | Num Epochs = 1 ... Total steps = 80``).
 """
 
@@ -82,6 +83,8 @@ ARG_KEYS = ("bf16", "fp16", "learning_rate", "lr_scheduler_type", "warmup_steps"
             "max_steps", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
             "logging_nan_inf_filter", "logging_steps", "optim", "weight_decay", "gradient_checkpointing", "deepspeed")
 _ARG = re.compile(r"(?:^|[(,]\s*)(" + "|".join(ARG_KEYS) + r")=([^,()]*(?:\([^()]*\))?[^,()]*)")
+# key=value pairs of a custom loop's line ("step=110  loss=3.80  gnorm=24.4"); "lr=[...]" lists do not match
+_KV = re.compile(r"(?<![\w.])([A-Za-z_][\w/.]*)=\s*([-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|nan|inf))(?=[\s,;|]|$)")
 _STEP_PREFIX = re.compile(r"\bStep:\s*(\d+)\s*$")
 # an enum's repr in the dump: "SchedulerType.COSINE" (-> cosine), "<SchedulerType.LINEAR: 'linear'>" (-> linear)
 _ENUM = re.compile(r"<?[A-Z]\w*(?:Type|Names|Strategy|Mode)\.(\w+)(?:: '([^']*)'>)?")
@@ -215,8 +218,11 @@ class HFParser(LineParser):
             out.follow(self, 5)
         if "{'" in text or text.lstrip().startswith("'"):
             self._dicts(line, out)
-        if "loss=" in text and "%|" in text:
-            self._postfix(line, out)
+        if "loss=" in text:
+            if "%|" in text:
+                self._postfix(line, out)
+            elif "step=" in text or "iter=" in text:
+                self._kv_line(line, out)
         if "*****" in text:
             if "Running training" in text:
                 out.saw("hf", 2)
@@ -325,6 +331,19 @@ class HFParser(LineParser):
             values["loss"] = pairs[named[0]]
         values["step_source"] = "progress"
         out.record("train", values, line, step=step, text=m.group(0))
+
+    def _kv_line(self, line: Line, out: Builder) -> None:
+        """A custom loop's ``step=110  loss=3.80  gnorm=24.4  lr=1e-05`` line: a train record at its step."""
+        pairs = {_intern(k): float(v) for k, v in _KV.findall(line.text)}
+        step = next((pairs.pop(k) for k in ("step", "global_step", "iter") if k in pairs), None)
+        loss = next((k for k in ("loss", "train_loss", "train/loss") if k in pairs), None)
+        if step is None or loss is None or not 0 <= step < 1e12 or step != int(step) or "skipped" in pairs \
+                or "TrainOutput(" in line.text:
+            return
+        if loss != "loss":
+            pairs["loss"] = pairs.pop(loss)
+        out.saw("custom")
+        out.record("train", metric_values(pairs), line, step=int(step), step_source="logged")
 
     def _training_args(self, line: Line, out: Builder) -> None:
         """Settings from a ``TrainingArguments(`` dump: a multi-line one is followed to its ``)``."""
