@@ -48,6 +48,10 @@ _ROW_EXIT = re.compile(r"(-?\d+)(?: \(pid: (\d+)\))?")
 _SIGNAL = re.compile(r"Signal (\d+) \((SIG\w+)\)")
 
 _TIMEOUT = re.compile(r"WorkNCCL\((.*?)\)\s*(?:ran for (\d+) milliseconds|timed out)")
+# a hard-wrapped paste cuts the watchdog line ("...Timeout(ms)=1800000) r" + "an for 1804582 ...", or
+# "WorkNCCL(SeqNum=1, OpT" + "ype=BROADCAST, ..."): the fields up to the cut are still read
+_WORK_OPEN = re.compile(r"WorkNCCL\((.*)")
+_FLAT_ROW = re.compile(r"rank\s*:\s*(-?\d+) \(local_rank: (\d+)\)\s+exitcode\s*:\s*(-?\d+)(?: \(pid: (\d+)\))?")
 _WORK_FIELD = re.compile(r"(\w+(?:\(ms\))?)=([\w\-\[\]]+)")
 _RANK_HDR = re.compile(r"\[(?:PG (?:ID )?(\d+)[^\]]*?)?\s*Rank (\d+)\]")
 _WORK_SEQ = re.compile(r"(?:watchdog at work(?: sequence id)?|Timeout at NCCL work):\s*(\d+)")
@@ -57,7 +61,11 @@ _SRUN = re.compile(r"srun: error: ([\w.-]+): tasks? ([\d,\-\[\] ]+): (Exited wit
                    r"Aborted|Segmentation fault)")
 _TEARDOWN = ("Some NCCL operations have failed or timed out", "taking the entire process down",
              "detected by watchdog", "Timeout at NCCL work", "watchdog thread terminated",
-             "failure detected by watchdog")
+             "failure detected by watchdog",
+             # torch >= 2.2: a rank whose own watchdog saw the timeout asks the others to dump their state
+             "dump signal due to a collective timeout",
+             # torch >= 2.2 heartbeat monitor: the watchdog thread itself was stuck in a NCCL/CUDA call
+             "Heartbeat monitor timed out", "watchdog got stuck for")
 _FLIGHT = ("FlightRecorder", "Flight Recorder", "preparing to dump debug info", "TORCH_NCCL_TRACE_BUFFER_SIZE")
 
 
@@ -102,6 +110,15 @@ class TorchDistParser(LineParser):
                 out.saw("torchrun")
                 out.event("error", line, tag="exit", code=code, signal=signal_name(code),
                           local_rank=int(m.group(2)), pid=int(m.group(3)), launcher="torchrun")
+                return
+            m = _FLAT_ROW.search(text)
+            if m:  # a ChildFailedError block flattened onto one line (CloudWatch / SageMaker log viewers)
+                code = int(m.group(3))
+                sig = _SIGNAL.search(text)
+                out.saw("torchrun")
+                out.event("error", Line(line.no, line.text, int(m.group(1))), tag="exit", code=code,
+                          signal=sig.group(2) if sig else signal_name(code), local_rank=int(m.group(2)),
+                          pid=_int(m.group(4)), launcher="torchrun")
             return
         if "closing signal" in text:
             m = _CLOSING.search(text)
@@ -119,7 +136,7 @@ class TorchDistParser(LineParser):
                           signal=signal_name(-num) if num else m.group(2), local_rank=None,
                           pid=int(pid.group(1)) if pid else None, launcher="torchrun", agent=True)
             return
-        if "WorkNCCL(" in text and ("Watchdog caught" in text or "timed out" in text):
+        if ("WorkNCCL(" in text and "timed out" in text) or "Watchdog caught collective operation timeout" in text:
             self._timeout(line, out)
             return
         if "terminate called after throwing" in text and "DistBackendError" in text:
@@ -161,16 +178,15 @@ class TorchDistParser(LineParser):
 
     def _timeout(self, line: Line, out: Builder) -> None:
         m = _TIMEOUT.search(line.text)
-        if not m:
-            return
-        fields = dict(_WORK_FIELD.findall(m.group(1)))
+        cut = None if m else _WORK_OPEN.search(line.text)
+        fields = dict(_WORK_FIELD.findall(m.group(1) if m else cut.group(1) if cut else ""))
         timeout = _int(fields.get("Timeout(ms)"))
-        if timeout is None:
-            return
+        if timeout is None and "Watchdog caught" not in line.text:
+            return  # a blocking-wait line without its timeout: not this form
         rank, _ = self._rank(line)
         out.saw("nccl")
         out.event("error", Line(line.no, line.text, rank), tag="nccl_timeout", timeout_ms=timeout,
-                  ran_ms=_int(m.group(2)), op=fields.get("OpType"), seq=_int(fields.get("SeqNum")))
+                  ran_ms=_int(m.group(2)) if m else None, op=fields.get("OpType"), seq=_int(fields.get("SeqNum")))
 
     def _watchdog(self, line: Line, out: Builder, kind: str) -> None:
         rank, pg = self._rank(line)
