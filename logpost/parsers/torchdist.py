@@ -87,7 +87,9 @@ class TorchDistParser(LineParser):
     # ProcessGroupNCCL / [PG N Rank N] lines carry a glog level ("[E ...", "[rank0]:[E1206", "W1206"): the
     # event parser's markers bring them in
     markers = ("exitcode", "closing signal", "death signal", "ChildFailedError", "Root Cause", "Watchdog caught", "WorkNCCL(",
-               "NET/IB", "srun: error", "FlightRecorder")
+               "NET/IB", "srun: error", "FlightRecorder",
+               # torch >= 2.2; the heartbeat's last line is glog level F, which the event parser does not take
+               "Heartbeat monitor timed out", "watchdog got stuck for", "dump signal due to a collective timeout")
 
     def __init__(self) -> None:
         self.table: dict[str, Any] | None = None
