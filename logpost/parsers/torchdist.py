@@ -10,6 +10,9 @@ Formats: shared ``formats/deepspeed.md`` sections 6-8, tested on real lines in t
   (SIGKILL)``, ``rank : 1 (local_rank: 1)``, the signal name from ``Signal 6 (SIGABRT) received by PID``);
   a worker decorated with ``@record`` puts its whole traceback under ``traceback : Traceback (most
   recent call last):``, indented, which the table skips (the event parser reads it);
+  a block flattened onto one line by a log viewer (CloudWatch for SageMaker: ``| <time> | [2]: time :
+  ... rank : 2 (local_rank: 2) exitcode : -6 (pid: 189) ... Signal 6 (SIGABRT) received by PID 189``)
+  is read the same;
 * ``Sending process N closing signal SIGTERM``: warning, tag ``closing_signal``;
 * the agent itself stopped by a signal (preemption, ``scancel``, a closed terminal), the elastic agent's
   ``Received 15 death signal, shutting down workers`` (``Received Signals.SIGHUP death signal`` where
@@ -19,9 +22,13 @@ Formats: shared ``formats/deepspeed.md`` sections 6-8, tested on real lines in t
   collective operation timeout: WorkNCCL(SeqNum=.., OpType=.., [NumelIn=.., NumelOut=..,]
   Timeout(ms)=..) ran for .. milliseconds before timing out.``, the blocking-wait form, with
   ``[rank0]:[E321 ...]`` prefixes and ``[PG 3 Rank 0]`` / ``[PG ID 0 PG GUID 0(default_pg) Rank 1]``
-  headers: error, tag ``nccl_timeout``; the teardown lines (``Some NCCL operations have failed or timed
-  out``, ``taking the entire process down``, ``Timeout at NCCL work``, ``detected by watchdog``,
-  ``watchdog thread terminated``) error, tag ``nccl_watchdog``; Flight Recorder notices warning;
+  headers: error, tag ``nccl_timeout``, also hard-wrapped by a terminal (``...Timeout(ms)=1800000) r`` /
+  ``an for ...``, or cut inside ``OpT`` / ``ype=``: the fields before the cut); the teardown lines (``Some
+  NCCL operations have failed or timed out``, ``taking the entire process down``, ``Timeout at NCCL work``,
+  ``detected by watchdog``, ``watchdog thread terminated``, ``Received a dump signal due to a collective
+  timeout``) and torch >= 2.2's heartbeat monitor (``Heartbeat monitor timed out!``, glog level F
+  ``ProcessGroupNCCL's watchdog got stuck for 600 seconds``) error, tag ``nccl_watchdog``; Flight
+  Recorder notices warning;
 * NCCL ``NET/IB : Got completion from peer ... with error 12`` / ``status=5``: error, tag
   ``nccl_error`` kind ``ib_completion``; other ``NET/IB`` WARN lines kind ``ib_error``;
 * slurm ``srun: error: node: task 3: Exited with exit code 1`` / ``: Killed``: error, tag ``exit``.
@@ -116,10 +123,10 @@ class TorchDistParser(LineParser):
             m = _FLAT_ROW.search(text)
             if m:  # a ChildFailedError block flattened onto one line (CloudWatch / SageMaker log viewers)
                 code = int(m.group(3))
-                sig = _SIGNAL.search(text)
+                named = _SIGNAL.search(text)
                 out.saw("torchrun")
                 out.event("error", Line(line.no, line.text, int(m.group(1))), tag="exit", code=code,
-                          signal=sig.group(2) if sig else signal_name(code), local_rank=int(m.group(2)),
+                          signal=named.group(2) if named else signal_name(code), local_rank=int(m.group(2)),
                           pid=_int(m.group(4)), launcher="torchrun")
             return
         if "closing signal" in text:
