@@ -184,3 +184,16 @@ def test_nccl_connect_retry_is_not_a_failure(tmp_path):
     text = ("trn-node-4:70122:70301 [2] misc/socket.cc:484 NCCL WARN Net : Call to connect returned Connection "
             "refused, retrying\n")
     assert "NCCL_ERROR" not in ids(analyze(_log(tmp_path, text)))
+
+
+# modelscope/ms-swift#6301, the same thread further down: the launcher reports the waiting rank's -6 last
+def test_oom_leads_the_dump_and_the_sigabrt_exit_it_caused(tmp_path):
+    text = """
+[rank9]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.10 GiB. GPU 1 has a total capacity of 79.11 GiB of which 1.02 GiB is free.
+[rank0]:[E0311 10:24:02.104551873 ProcessGroupNCCL.cpp:1858] [PG ID 0 PG GUID 0(default_pg) Rank 0] Received a dump signal due to a collective timeout from this local rank and we will try our best to dump the debug info. Last enqueued NCCL work: 5120, last completed NCCL work: 5117.
+E0311 10:32:02.911000 88102 site-packages/torch/distributed/elastic/multiprocessing/api.py:882] failed (exitcode: -6) local_rank: 0 (pid: 88160) of binary: /opt/env/bin/python
+"""
+    pm = analyze(_log(tmp_path, text))
+    assert ids(pm)[0] == "CUDA_OOM"
+    assert {"NCCL_TIMEOUT", "EARLY_TERMINATION"} <= set(find(pm, "CUDA_OOM").explains)
+    assert "EARLY_TERMINATION" in find(pm, "NCCL_TIMEOUT").explains
