@@ -31,10 +31,13 @@ tag                 kind                       data keys
                                                root_cause (bool) on torchrun ChildFailedError rows,
                                                host when printed, agent (True) on the torchrun
                                                agent's own ``Received 15 death signal``
-``nccl_timeout``    error                      timeout_ms (int), ran_ms (int|None), op (str|None),
-                                               seq (int|None); the watchdog line in every torch era
+``nccl_timeout``    error                      timeout_ms (int|None: None when a hard-wrapped paste
+                                               cut the line before it), ran_ms (int|None), op
+                                               (str|None), seq (int|None); the watchdog line in
+                                               every torch era
 ``nccl_watchdog``   error | warning            seq, last_enqueued, last_completed, pg (int|None
-                                               each): teardown and ``[PG N Rank N]`` lines, Flight
+                                               each): teardown and ``[PG N Rank N]`` lines, the
+                                               heartbeat monitor (``watchdog got stuck``), Flight
                                                Recorder notices (warning)
 ``nccl_error``      error                      kind: ``unhandled system error``, ``remote error``,
                                                ``internal error``, ``unhandled cuda error``,

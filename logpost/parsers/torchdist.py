@@ -10,6 +10,9 @@ Formats: shared ``formats/deepspeed.md`` sections 6-8, tested on real lines in t
   (SIGKILL)``, ``rank : 1 (local_rank: 1)``, the signal name from ``Signal 6 (SIGABRT) received by PID``);
   a worker decorated with ``@record`` puts its whole traceback under ``traceback : Traceback (most
   recent call last):``, indented, which the table skips (the event parser reads it);
+  a block flattened onto one line by a log viewer (CloudWatch for SageMaker: ``| <time> | [2]: time :
+  ... rank : 2 (local_rank: 2) exitcode : -6 (pid: 189) ... Signal 6 (SIGABRT) received by PID 189``)
+  is read the same;
 * ``Sending process N closing signal SIGTERM``: warning, tag ``closing_signal``;
 * the agent itself stopped by a signal (preemption, ``scancel``, a closed terminal), the elastic agent's
   ``Received 15 death signal, shutting down workers`` (``Received Signals.SIGHUP death signal`` where
@@ -19,9 +22,13 @@ Formats: shared ``formats/deepspeed.md`` sections 6-8, tested on real lines in t
   collective operation timeout: WorkNCCL(SeqNum=.., OpType=.., [NumelIn=.., NumelOut=..,]
   Timeout(ms)=..) ran for .. milliseconds before timing out.``, the blocking-wait form, with
   ``[rank0]:[E321 ...]`` prefixes and ``[PG 3 Rank 0]`` / ``[PG ID 0 PG GUID 0(default_pg) Rank 1]``
-  headers: error, tag ``nccl_timeout``; the teardown lines (``Some NCCL operations have failed or timed
-  out``, ``taking the entire process down``, ``Timeout at NCCL work``, ``detected by watchdog``,
-  ``watchdog thread terminated``) error, tag ``nccl_watchdog``; Flight Recorder notices warning;
+  headers: error, tag ``nccl_timeout``, also hard-wrapped by a terminal (``...Timeout(ms)=1800000) r`` /
+  ``an for ...``, or cut inside ``OpT`` / ``ype=``: the fields before the cut); the teardown lines (``Some
+  NCCL operations have failed or timed out``, ``taking the entire process down``, ``Timeout at NCCL work``,
+  ``detected by watchdog``, ``watchdog thread terminated``, ``Received a dump signal due to a collective
+  timeout``) and torch >= 2.2's heartbeat monitor (``Heartbeat monitor timed out!``, glog level F
+  ``ProcessGroupNCCL's watchdog got stuck for 600 seconds``) error, tag ``nccl_watchdog``; Flight
+  Recorder notices warning;
 * NCCL ``NET/IB : Got completion from peer ... with error 12`` / ``status=5``: error, tag
   ``nccl_error`` kind ``ib_completion``; other ``NET/IB`` WARN lines kind ``ib_error``;
 * slurm ``srun: error: node: task 3: Exited with exit code 1`` / ``: Killed``: error, tag ``exit``.
@@ -48,6 +55,10 @@ _ROW_EXIT = re.compile(r"(-?\d+)(?: \(pid: (\d+)\))?")
 _SIGNAL = re.compile(r"Signal (\d+) \((SIG\w+)\)")
 
 _TIMEOUT = re.compile(r"WorkNCCL\((.*?)\)\s*(?:ran for (\d+) milliseconds|timed out)")
+# a hard-wrapped paste cuts the watchdog line ("...Timeout(ms)=1800000) r" + "an for 1804582 ...", or
+# "WorkNCCL(SeqNum=1, OpT" + "ype=BROADCAST, ..."): the fields up to the cut are still read
+_WORK_OPEN = re.compile(r"WorkNCCL\((.*)")
+_FLAT_ROW = re.compile(r"rank\s*:\s*(-?\d+) \(local_rank: (\d+)\)\s+exitcode\s*:\s*(-?\d+)(?: \(pid: (\d+)\))?")
 _WORK_FIELD = re.compile(r"(\w+(?:\(ms\))?)=([\w\-\[\]]+)")
 _RANK_HDR = re.compile(r"\[(?:PG (?:ID )?(\d+)[^\]]*?)?\s*Rank (\d+)\]")
 _WORK_SEQ = re.compile(r"(?:watchdog at work(?: sequence id)?|Timeout at NCCL work):\s*(\d+)")
@@ -57,7 +68,11 @@ _SRUN = re.compile(r"srun: error: ([\w.-]+): tasks? ([\d,\-\[\] ]+): (Exited wit
                    r"Aborted|Segmentation fault)")
 _TEARDOWN = ("Some NCCL operations have failed or timed out", "taking the entire process down",
              "detected by watchdog", "Timeout at NCCL work", "watchdog thread terminated",
-             "failure detected by watchdog")
+             "failure detected by watchdog",
+             # torch >= 2.2: a rank whose own watchdog saw the timeout asks the others to dump their state
+             "dump signal due to a collective timeout",
+             # torch >= 2.2 heartbeat monitor: the watchdog thread itself was stuck in a NCCL/CUDA call
+             "Heartbeat monitor timed out", "watchdog got stuck for")
 _FLIGHT = ("FlightRecorder", "Flight Recorder", "preparing to dump debug info", "TORCH_NCCL_TRACE_BUFFER_SIZE")
 
 
@@ -79,7 +94,9 @@ class TorchDistParser(LineParser):
     # ProcessGroupNCCL / [PG N Rank N] lines carry a glog level ("[E ...", "[rank0]:[E1206", "W1206"): the
     # event parser's markers bring them in
     markers = ("exitcode", "closing signal", "death signal", "ChildFailedError", "Root Cause", "Watchdog caught", "WorkNCCL(",
-               "NET/IB", "srun: error", "FlightRecorder")
+               "NET/IB", "srun: error", "FlightRecorder",
+               # torch >= 2.2; the heartbeat's last line is glog level F, which the event parser does not take
+               "Heartbeat monitor timed out", "watchdog got stuck for", "dump signal due to a collective timeout")
 
     def __init__(self) -> None:
         self.table: dict[str, Any] | None = None
@@ -102,6 +119,15 @@ class TorchDistParser(LineParser):
                 out.saw("torchrun")
                 out.event("error", line, tag="exit", code=code, signal=signal_name(code),
                           local_rank=int(m.group(2)), pid=int(m.group(3)), launcher="torchrun")
+                return
+            m = _FLAT_ROW.search(text)
+            if m:  # a ChildFailedError block flattened onto one line (CloudWatch / SageMaker log viewers)
+                code = int(m.group(3))
+                named = _SIGNAL.search(text)
+                out.saw("torchrun")
+                out.event("error", Line(line.no, line.text, int(m.group(1))), tag="exit", code=code,
+                          signal=named.group(2) if named else signal_name(code), local_rank=int(m.group(2)),
+                          pid=_int(m.group(4)), launcher="torchrun")
             return
         if "closing signal" in text:
             m = _CLOSING.search(text)
@@ -119,7 +145,7 @@ class TorchDistParser(LineParser):
                           signal=signal_name(-num) if num else m.group(2), local_rank=None,
                           pid=int(pid.group(1)) if pid else None, launcher="torchrun", agent=True)
             return
-        if "WorkNCCL(" in text and ("Watchdog caught" in text or "timed out" in text):
+        if ("WorkNCCL(" in text and "timed out" in text) or "Watchdog caught collective operation timeout" in text:
             self._timeout(line, out)
             return
         if "terminate called after throwing" in text and "DistBackendError" in text:
@@ -161,16 +187,15 @@ class TorchDistParser(LineParser):
 
     def _timeout(self, line: Line, out: Builder) -> None:
         m = _TIMEOUT.search(line.text)
-        if not m:
-            return
-        fields = dict(_WORK_FIELD.findall(m.group(1)))
+        cut = None if m else _WORK_OPEN.search(line.text)
+        fields = dict(_WORK_FIELD.findall(m.group(1) if m else cut.group(1) if cut else ""))
         timeout = _int(fields.get("Timeout(ms)"))
-        if timeout is None:
-            return
+        if timeout is None and "Watchdog caught" not in line.text:
+            return  # a blocking-wait line without its timeout: not this form
         rank, _ = self._rank(line)
         out.saw("nccl")
         out.event("error", Line(line.no, line.text, rank), tag="nccl_timeout", timeout_ms=timeout,
-                  ran_ms=_int(m.group(2)), op=fields.get("OpType"), seq=_int(fields.get("SeqNum")))
+                  ran_ms=_int(m.group(2)) if m else None, op=fields.get("OpType"), seq=_int(fields.get("SeqNum")))
 
     def _watchdog(self, line: Line, out: Builder, kind: str) -> None:
         rank, pg = self._rank(line)
