@@ -55,7 +55,7 @@ def with_config(findings: list[Finding], config: str | None) -> list[Finding]:
 def order(findings: Iterable[Finding], consequences: dict[str, tuple[str, ...]]) -> list[Finding]:
     """Roots first: every finding lists the found ids its signature explains (``consequences``),
     and findings are sorted by their depth in that cause graph (a root, then what it explains,
-    then what those explain), then severity, confidence and position in the log.
+    then what those explain: the longest chain counts), then severity, confidence and position in the log.
 
     A cycle (A explains B explains A) is broken in favour of the more severe, more confident one.
     """
@@ -66,19 +66,18 @@ def order(findings: Iterable[Finding], consequences: dict[str, tuple[str, ...]])
     # keep an edge A -> B only if B does not also explain A, or A wins the tie-break
     for a in ids:
         edges[a] = [b for b in edges[a] if a not in edges.get(b, ()) or rank[a] <= rank[b]]
-    explained = {b for a in ids for b in edges[a]}
-    depth = {i: 0 for i in ids if i not in explained}
-    frontier = sorted(depth)
-    while frontier:
-        nxt = []
-        for a in frontier:
+    # depth = the longest chain of explanations above a finding, so a chain reads in order (CUDA OOM ->
+    # NCCL timeout -> early termination, even when the OOM also explains the termination directly);
+    # bounded by the number of findings, so a longer cycle cannot loop
+    depth = dict.fromkeys(ids, 0)
+    for _ in range(len(ids)):
+        changed = False
+        for a in sorted(ids):
             for b in edges[a]:
-                if b not in depth:
-                    depth[b] = depth[a] + 1
-                    nxt.append(b)
-        frontier = nxt
-    for i in ids:  # a pure cycle with no root left: treat its members as roots
-        depth.setdefault(i, 0)
+                if depth[a] + 1 > depth[b] and depth[a] + 1 < len(ids):
+                    depth[b], changed = depth[a] + 1, True
+        if not changed:
+            break
     linked = [replace(f, explains=tuple(edges[f.id])) for f in found]
     return sorted(linked, key=lambda f: (depth[f.id], -int(f.severity), -f.confidence,
                                          f.first_line if f.first_line is not None else 1 << 62, f.id))

@@ -349,6 +349,9 @@ def test_chained_traceback(tmp_path):
     ("(en-hi-spot, pid=18593) [E ProcessGroupNCCL.cpp:475] x", None, "[E ProcessGroupNCCL.cpp:475] x"),
     ("[2024-01-19 08:21:59,664] [INFO] [axolotl.x:178] [PID:6552] [RANK:4] msg", 4,
      "[2024-01-19 08:21:59,664] [INFO] [axolotl.x:178] [PID:6552] [RANK:4] msg"),
+    # a wrapper that stamps the time before torchrun's prefix (ms-swift#7992)
+    ("18:11:06.680 [rank4]: torch.OutOfMemoryError: CUDA out of memory.", 4, "torch.OutOfMemoryError: CUDA out of memory."),
+    ("18:11:06 plain text", None, "18:11:06 plain text"),
 ])
 def test_rank_prefixes(line, rank, rest):
     assert lift_rank(line) == (rest, rank)

@@ -197,6 +197,22 @@ def test_cause_chain_oom_timeout_exit_termination():
     assert found[0].confidence > 0.9 and [e.line for e in found[2].evidence] == [70]
 
 
+def test_order_follows_the_longest_chain():
+    # OOM explains both the timeout and the termination, the timeout the termination: the chain reads in
+    # order whatever the confidences (a shortest-path depth put the timeout and the termination level)
+    from logpost.model import Finding
+
+    def f(i, conf, line):
+        return Finding(id=i, severity=Severity.ERROR, confidence=conf, title={}, summary={}, why={},
+                       remediation={}, evidence=(), first_line=line)
+
+    graph = {"CUDA_OOM": ("NCCL_TIMEOUT", "EARLY_TERMINATION"), "NCCL_TIMEOUT": ("EARLY_TERMINATION",)}
+    found = order([f("EARLY_TERMINATION", 0.99, 10), f("NCCL_TIMEOUT", 0.5, 5), f("CUDA_OOM", 0.9, 20)], graph)
+    assert [x.id for x in found] == ["CUDA_OOM", "NCCL_TIMEOUT", "EARLY_TERMINATION"]
+    cyc = {"A": ("B",), "B": ("C",), "C": ("A",)}  # a longer cycle ends, every id kept once
+    assert sorted(x.id for x in order([f("A", 0.9, 1), f("B", 0.8, 2), f("C", 0.7, 3)], cyc)) == ["A", "B", "C"]
+
+
 @pytest.mark.parametrize("code,expect,absent", [
     (-9, "HOST_OOM", "NCCL_TIMEOUT"),
     (-6, "NCCL_TIMEOUT", "HOST_OOM"),

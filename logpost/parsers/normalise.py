@@ -41,7 +41,7 @@ _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _BARE_SGR_END = re.compile(r"\[(?:\d{1,3}(?:;\d{1,3})*)?m\s*$")
 _BARE_SGR_START = re.compile(r"^\[(?:\d{1,3}(?:;\d{1,3})*)?m(?=\S)")
 # Prefixes that launchers put before every line; the rank they carry becomes Line.rank.
-_RANK_PREFIX = re.compile(r"^\[(?:rank|default|[A-Za-z_]{1,20}?)(\d{1,5})\]:\s?")
+_RANK_PREFIX = re.compile(r"^(?:\d{2}:\d{2}:\d{2}(?:[.,]\d{1,6})? )?\[(?:rank|default|[A-Za-z_]{1,20}?)(\d{1,5})\]:\s?")
 _SRUN_PREFIX = re.compile(r"^\s{0,3}(\d{1,5}): (?=\S)")
 # a job wrapper's "(job, pid=12) " and Ray's actor prefixes "(pid=12) ", "(ActorModelRayActorBOX pid=12) ",
 # "(RayTrainWorker pid=12, ip=10.0.0.1) " (OpenRLHF, verl, Ray Train)
@@ -106,7 +106,7 @@ def lift_rank(text: str) -> tuple[str, int | None]:
     for _ in range(4):
         c = text[:1]
         m = None
-        if c == "[":
+        if c == "[" or c.isdigit() and text[2:3] == ":":  # "[rank4]:", "18:11:06.680 [rank4]:" (a time first)
             m = _RANK_PREFIX.match(text)
             if m:
                 rank = int(m.group(1))
