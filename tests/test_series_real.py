@@ -114,3 +114,27 @@ def test_series_case(case: Case, tmp_path) -> None:
 def test_cases_are_sourced() -> None:
     assert all(c.source for c in CASES)
     assert any(c.expect for c in CASES) and any(not c.expect for c in CASES)
+
+
+def _kv_log(tmp_path, losses) -> str:
+    path = tmp_path / "loop.log"
+    path.write_text("".join(f"step={55 * i + 1}  loss={v:.2f}  gnorm=7.0\n" for i, v in enumerate(losses)), encoding="utf-8")
+    return str(path)
+
+
+def test_divergence_after_learning_is_a_rebound(tmp_path) -> None:
+    # a from-scratch loop falls from ~15 to ~1.4 and climbs back to ~10 (paiml/entrenar#274, same format,
+    # made-up values): below its start, but far above its best
+    pm = analyze(_kv_log(tmp_path, [15.5, 13.0, 3.8, 2.4, 1.4, 5.8, 7.1, 10.0]), Options())
+    div = [f for f in pm.findings if f.id == "DIVERGENCE"]
+    assert div and div[0].title["en"].startswith("Divergence after learning") and div[0].first_step == 386
+    assert [e.step for e in div[0].evidence] == [1, 221, 386]
+
+
+@pytest.mark.parametrize("losses", [
+    [2.1, 1.9, 1.7, 1.2, 0.9, 1.1, 1.3, 1.2],  # noisy, ends ~1.4x its best: healthy
+    [0.9, 0.5, 0.2, 0.05, 0.01, 0.02, 0.04, 0.05],  # near zero, a 5x wiggle is a few hundredths of a nat
+    [15.5, 13.0, 9.0, 4.0, 3.0, 2.5, 2.4, 2.3],  # a from-scratch run that keeps learning
+])
+def test_no_rebound(tmp_path, losses) -> None:
+    assert "DIVERGENCE" not in {f.id for f in analyze(_kv_log(tmp_path, losses), Options()).findings}

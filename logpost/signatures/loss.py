@@ -304,21 +304,27 @@ def divergence(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     k = params["head_records"]
     start = float(loss.iloc[:k].median())
     end = float(loss.iloc[-max(2, n // 4):].median())
-    best = float(loss.rolling(k, min_periods=1).median().min())
-    if not (end >= params["factor"] * start and end >= params["factor"] * best and end - start >= params["min_delta"]):
+    smooth = loss.rolling(k, min_periods=1).median()
+    best = float(smooth.min())
+    rose = end >= params["factor"] * start and end >= params["factor"] * best and end - start >= params["min_delta"]
+    # a rebound: the run learned (its best well after the start), then climbed far above that best and stayed
+    rebound = (not rose and end >= params["rebound_factor"] * best and end - best >= params["rebound_delta"]
+               and int(smooth.to_numpy().argmin()) >= k)
+    if not (rose or rebound):
         return []
-    above = loss > params["factor"] * start
-    first_pos = int(above.to_numpy().argmax())
+    above = loss > (params["factor"] * start if rose else params["rebound_factor"] * best)
+    low = 0 if rose else int(loss.to_numpy().argmin())  # a rebound is measured from the best record on
+    first_pos = low + int(above.to_numpy()[low:].argmax())
     # it has not recovered: the last record is still above the threshold
     if not bool(above.iloc[-1]):
         return []
-    evidence = row_evidence(run, rows.iloc[:1]) + row_evidence(run, rows.iloc[first_pos:first_pos + 2]) \
-        + row_evidence(run, rows.iloc[-1:])
-    facts = {"start": round(start, 4), "end": round(end, 4), "ratio": round(end / start, 1) if start > 0 else None,
-             "n_rows": n}
+    picks = sorted({0, low, first_pos, min(first_pos + 1, n - 1), n - 1})  # start, best, the climb, the end
+    evidence = row_evidence(run, rows.iloc[picks])
+    facts = {"start": round(start, 4), "end": round(end, 4), "best": round(best, 4), "n_rows": n,
+             "ratio": round(end / (start if rose else best), 1) if (start if rose else best) > 0 else None}
     first = rows.iloc[first_pos:first_pos + 1]
     return [Hit(evidence=evidence, confidence=params["confidence"], first_step=_first(first, "step"),
-                first_line=_first(first, "line"), facts=facts)]
+                first_line=_first(first, "line"), facts=facts, variant=None if rose else "rebound")]
 
 
 @detector("OVERFITTING")
