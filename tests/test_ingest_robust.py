@@ -53,6 +53,24 @@ def test_crlf_gbk_invalid_utf8(tmp_path):
     assert err and err[0].text.startswith("RuntimeError: caf")
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be-bom"])
+def test_utf16_log_reads_like_its_utf8(tmp_path, encoding):
+    # PowerShell 5's `python train.py > train.log` writes UTF-16 with a BOM
+    from logpost.analyze import analyze
+    from logpost.report.appendix import excerpts
+
+    src = fixture("generated/axolotl_dev_model_role.log")
+    text = open(src, encoding="utf-8").read()
+    data = text.encode("utf-16") if encoding == "utf-16" else b"\xfe\xff" + text.encode("utf-16-be")
+    path = write(tmp_path, data, "u16.log")
+    pm, ref = analyze(path), analyze(src)
+    assert [(f.id, f.first_line, f.first_step) for f in pm.findings] == \
+           [(f.id, f.first_line, f.first_step) for f in ref.findings]
+    assert pm.run.lines == ref.run.lines and pm.run.frame["loss"].fillna(-1).tolist() == ref.run.frame["loss"].fillna(-1).tolist()
+    (ex,) = excerpts(path, [740], context=0)  # cited lines are re-read as the parsers read them
+    assert "total_supervised_tokens: 0" in ex.lines[0].text
+
+
 def test_crlf_paste_that_lost_its_brace(tmp_path):
     # the first line of a source is read whatever it holds (pastes are cut there), also with a CR in it
     text = b"'loss': 1.2, 'learning_rate': 1e-05, 'epoch': 0.1}\r\n{'loss': 1.1, 'learning_rate': 1e-05, 'epoch': 0.2}\r\n"

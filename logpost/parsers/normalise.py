@@ -10,6 +10,7 @@ redraws) share their line's number.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import os
@@ -18,7 +19,7 @@ import sys
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Generator, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -69,7 +70,46 @@ def open_source(path: str) -> tuple[BinaryIO, str]:
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw), path  # type: ignore[return-value]
+    if head in UTF16_BOMS and _looks_utf16(raw.peek(4096)[:4096]):  # PowerShell 5's `>` writes UTF-16
+        return io.BufferedReader(_Utf16(raw), BLOCK), path  # type: ignore[return-value]
     return raw, path
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """A BOM, then text whose units mostly have a zero high byte (log prefixes, digits, English are ASCII);
+    two bytes that merely look like a BOM start junk, not UTF-16."""
+    high = head[3::2] if head[:2] == b"\xff\xfe" else head[2::2]  # the high byte of each unit after the BOM
+    return len(high) >= 2 and high.count(0) >= 0.3 * len(high)
+
+
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+class _Utf16(io.RawIOBase):
+    """A UTF-16 file (byte order from its BOM) as a stream of UTF-8 bytes; undecodable units become U+FFFD."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.decoder = codecs.getincrementaldecoder("utf-16")(errors="replace")
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        while not self.pending:
+            chunk = self.raw.read(BLOCK)
+            self.pending = self.decoder.decode(chunk, final=not chunk).encode("utf-8", "surrogatepass")
+            if not chunk:
+                break
+        n = min(len(buf), len(self.pending))
+        buf[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 def decode(raw: bytes) -> str:

@@ -10,13 +10,14 @@ stdin cannot be re-read: callers get ``None`` and show the evidence text alone.
 from __future__ import annotations
 
 import bisect
-import gzip
 import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from logpost.parsers.normalise import clean, decode
+from logpost.model import InputError
+from logpost.parsers.normalise import clean, decode, open_source
 
 BLOCK = 1 << 20
 MAX_LINE_CHARS = 400  # a tqdm line redrawn with \r can hold thousands of characters
@@ -46,11 +47,12 @@ def readable(source: str) -> bool:
     return source not in ("-", "<stdin>") and os.path.isfile(source)
 
 
-def _open(path: str):  # type: ignore[no-untyped-def]
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-    if raw.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)
-    return raw
+def _open(path: str) -> BinaryIO:
+    """The file as the parsers read it (``.gz`` decompressed, UTF-16 as UTF-8), so line numbers agree."""
+    try:
+        return open_source(path)[0]
+    except InputError as exc:
+        raise OSError(str(exc)) from None
 
 
 def read_lines(path: str, wanted: Iterable[int]) -> dict[int, bytes]:
