@@ -70,19 +70,21 @@ def open_source(path: str) -> tuple[BinaryIO, str]:
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw), path  # type: ignore[return-value]
-    if head in UTF16_BOMS and _looks_utf16(raw.peek(4096)[:4096]):  # PowerShell 5's `>` writes UTF-16
+    if is_utf16(raw.peek(UTF16_PROBE)[:UTF16_PROBE]):  # PowerShell 5's `>` writes UTF-16
         return io.BufferedReader(_Utf16(raw), BLOCK), path  # type: ignore[return-value]
     return raw, path
 
 
-def _looks_utf16(head: bytes) -> bool:
+UTF16_PROBE = 4096  # bytes of a file's start that tell UTF-16 apart
+
+
+def is_utf16(head: bytes) -> bool:
     """A BOM, then text whose units mostly have a zero high byte (log prefixes, digits, English are ASCII);
     two bytes that merely look like a BOM start junk, not UTF-16."""
+    if head[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        return False
     high = head[3::2] if head[:2] == b"\xff\xfe" else head[2::2]  # the high byte of each unit after the BOM
     return len(high) >= 2 and high.count(0) >= 0.3 * len(high)
-
-
-UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class _Utf16(io.RawIOBase):

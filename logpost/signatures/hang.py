@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from logpost.model import Event, Evidence, Line, RunLog
-from logpost.parsers.normalise import UTF16_BOMS, split_line
+from logpost.parsers.normalise import UTF16_PROBE, is_utf16, split_line
 
 # Where a line's own timestamp sits: at its start, or after a short level / logger prefix
 # ("[INFO|trainer.py:2078] 2024-06-01 16:22:16,125 >>" puts it at column 23). A date further right is
@@ -148,10 +148,10 @@ def tail_lines(run: RunLog, params: dict[str, Any] | Any, since: int = 0) -> lis
     if not isinstance(end, int) or run.meta.get("truncated") or not os.path.isfile(source):
         return None
     with open(source, "rb") as fh:
-        head = fh.read(2)
-    if head in UTF16_BOMS:
+        head = fh.read(UTF16_PROBE)
+    if is_utf16(head):
         return None  # read as UTF-8 by the parsers: its byte offsets are not the file's
-    gz = head == b"\x1f\x8b"
+    gz = head[:2] == b"\x1f\x8b"
     if gz and end > params["gz_max_mib"] * (1 << 20):
         return None  # a .gz cannot seek: it would be decompressed from the start
     try:
