@@ -17,6 +17,9 @@ from urllib.parse import unquote, urlsplit
 from logpost.model import InputError
 
 
+FONT_EPOCH = "1704067200"  # 2024-01-01: the date written into embedded font subsets
+
+
 class RefusedURL(Exception):
     """A URL outside the package's assets; WeasyPrint logs it and carries on without it."""
 
@@ -54,5 +57,13 @@ def html_to_pdf(html: str, roots: Sequence[str]) -> bytes:
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # its CSS notices are not the reader's business
     base = "file://" + os.path.realpath(roots[0]) + "/"
     doc = weasyprint.HTML(string=html, base_url=base, url_fetcher=make_fetcher(roots), media_type="print")
-    # No creation date and a fixed identifier: the same log gives the same PDF bytes.
-    return bytes(doc.write_pdf(uncompressed_pdf=False, pdf_identifier=b"logpost", custom_metadata=False))
+    # No creation date and a fixed identifier: the same log gives the same PDF bytes. Font subsets get
+    # their modification time from fontTools, which takes SOURCE_DATE_EPOCH (reproducible builds) when set.
+    unset = "SOURCE_DATE_EPOCH" not in os.environ
+    if unset:
+        os.environ["SOURCE_DATE_EPOCH"] = FONT_EPOCH
+    try:
+        return bytes(doc.write_pdf(uncompressed_pdf=False, pdf_identifier=b"logpost", custom_metadata=False))
+    finally:
+        if unset:
+            os.environ.pop("SOURCE_DATE_EPOCH", None)
