@@ -28,6 +28,7 @@ from logpost.parsers.normalise import Scanner, buffered, open_source, read_text_
 from logpost.parsers.torchdist import TorchDistParser
 
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
+FAST = True  # the parsers' fast lanes (LineParser.fast); off only to check they change nothing
 
 # Frameworks that wrap others win the name: Axolotl and LLaMA-Factory print HF Trainer dicts.
 _WRAPPERS = ("axolotl", "llamafactory", "swift")
@@ -100,10 +101,27 @@ def _scan(stream: Any, out: Builder) -> int:
     scanner = Scanner(stream, markers, remember=remember, counters=counters)
     out.scanner = scanner
     feeds = [p.feed for p in parsers]
+    lanes = [(p.fast, p.feed, feeds[i + 1:]) for i, p in enumerate(parsers) if p.fast is not None] if FAST else []
+    waits = [p.idle for p in parsers if type(p).idle is not LineParser.idle]
     for no, raw in scanner:
         if out._follow:
             out.tick()
         start = scanner.pos
+        if lanes and not out._follow and not scanner.follow and all(w() for w in waits):
+            cut = raw.rfind(b"\r") + 1  # the last \r part; only when the earlier parts hold no marker
+            if cut == 0 or scanner.marked_from(cut):
+                for pattern, feed, after in lanes:
+                    m = pattern.fullmatch(raw, cut)
+                    if m is not None:
+                        scanner.pos = start + cut
+                        line = Line(no, m.group("text").decode("ascii"), None)
+                        feed(line, out)
+                        if not out.is_claimed(line):
+                            for later in after:
+                                later(line, out)
+                        break
+                if m is not None:
+                    continue
         # a tqdm redraw line: only its parts holding a marker (a bar is found with look_back when needed)
         pieces = (scanner.marked_parts(raw) if b"\r" in raw and not scanner.follow else None) or ((0, raw),)
         for offset, piece in pieces:

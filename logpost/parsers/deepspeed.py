@@ -31,6 +31,9 @@ from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
 
 _STEP = re.compile(r"\bstep=(\d+),\s*skipped=(\d+),\s*lr=\[([^\]]*)\](?:,\s*mom=\[(.*)\])?")
+# The fast lane (see LineParser.fast): the engine's step line as DeepSpeed prints it on rank 0
+_FAST = re.compile(rb"(?P<text>\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \[INFO\] \[logging\.py:\d+:log_dist\] "
+                   rb"\[Rank \d+\] step=\d+, skipped=\d+, lr=\[[-+\d.e, ]*\], mom=\[[-+\d.e, ()]*\][ \t]*)")
 _TIMER = re.compile(r"(?:global_step=|\b\d+/)(\d+),\s*(?:RunningAvg)?SamplesPerSec=([\d.eE+-]+|nan|inf)")
 _MEM = re.compile(r"\bMemAllocated=([\d.]+)GB,\s*MaxMemAllocated=([\d.]+)GB")
 _OVERFLOW = re.compile(
@@ -115,6 +118,7 @@ class DeepSpeedParser(LineParser):
     markers = (", skipped=", "OVERFLOW!", "overflow!", _MIN_SCALE, _LR_BEFORE, "Killing subprocess",
                "exits with return code", "received SIGTERM", "elapsed time per iteration",
                "loss at iteration", "ZeRO stage", "DeepSpeed info", "GiB(")
+    fast = _FAST
 
     def __init__(self) -> None:
         self.scale: float | None = None  # next_scale of the last OVERFLOW line (only rank 0 logs them)

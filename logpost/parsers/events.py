@@ -198,6 +198,36 @@ def classify(text: str) -> dict[str, Any] | None:
     return None
 
 
+LEVEL_MEMO = 4096  # texts whose level-line decision is remembered
+
+
+def _decide(text: str) -> tuple[str, str, dict[str, Any]] | None:
+    """What a level-tagged line (not in a traceback, not claimed) becomes: ``(how, kind, data)`` where
+    ``how`` is ``"event"`` or ``"emit"`` (an error that may wait for its wrapped sizes), or None."""
+    if "Turn indices: start=" in text and "start=-1" not in text:
+        return "event", "info", {"tag": "turn_indices"}  # a turn whose boundaries were found: it is trained
+    if ("ould not find" in text or "Turn indices" in text or "ignored in loss" in text) and \
+            any(m in text for m in MASKING):
+        return "event", "warning", {"tag": "masked_labels"}
+    glog = text.lstrip()[:1]
+    maybe_error = glog == "E" or any(k in text for k in _ERROR_KEYS)
+    maybe_warn = glog == "W" or any(k in text for k in _WARN_KEYS)
+    if not (maybe_error or maybe_warn):
+        return None
+    fam = classify(text) if maybe_error else None
+    if "CANCELLED" in text and "***" in text:
+        m = _SLURM.search(text)
+        if m:
+            return "event", "error", {"tag": "slurm_cancelled", "reason": (m.group(1) or "").strip() or None}
+    if maybe_error and _ERROR_LEVEL.search(text):
+        return "emit", "error", fam or {}
+    if fam is not None:
+        return "emit", _kind_for(fam.get("tag"), "error"), fam
+    if maybe_warn and _WARN_LEVEL.search(text):
+        return "event", "warning", {"tag": "nccl_warn"} if "NCCL WARN" in text else {}
+    return None
+
+
 def _kind_for(tag: str | None, default: str) -> str:
     return "error" if tag in ("cuda_oom", "loss_scale_min", "killed", "nccl_error", "exit") else default
 
@@ -216,6 +246,10 @@ class EventParser(LineParser):
     def __init__(self) -> None:
         self.open: dict[int | None, dict[str, Any]] = {}
         self.pending: dict[str, Any] | None = None  # a CUDA OOM message cut by a hard wrap
+        self._decisions: dict[str, tuple[str, str, dict[str, Any]] | None] = {}
+
+    def idle(self) -> bool:
+        return not self.open and self.pending is None
 
     def feed(self, line: Line, out: Builder) -> None:
         if not self.open and self.pending is None and out.is_claimed(line):
@@ -326,34 +360,20 @@ class EventParser(LineParser):
 
     # ------------------------------------------------------------------------------ level lines
     def _level(self, line: Line, out: Builder) -> None:
-        text = line.text
-        if "Turn indices: start=" in text and "start=-1" not in text:
-            out.event("info", line, tag="turn_indices")  # a turn whose boundaries were found: it is trained
-            return
-        if ("ould not find" in text or "Turn indices" in text or "ignored in loss" in text) and \
-                any(m in text for m in MASKING):
-            out.event("warning", line, tag="masked_labels")
-            return
-        glog = text.lstrip()[:1]
-        maybe_error = glog == "E" or any(k in text for k in _ERROR_KEYS)
-        maybe_warn = glog == "W" or any(k in text for k in _WARN_KEYS)
-        if not (maybe_error or maybe_warn):
-            return
-        fam = classify(text) if maybe_error else None
-        if "CANCELLED" in text and "***" in text:
-            m = _SLURM.search(text)
-            if m:
-                out.event("error", line, tag="slurm_cancelled", reason=(m.group(1) or "").strip() or None)
-                return
-        if maybe_error and _ERROR_LEVEL.search(text):
-            self._emit("error", line, fam or {}, out)
-        elif fam is not None:
-            self._emit(_kind_for(fam.get("tag"), "error"), line, fam, out)
-        elif maybe_warn and _WARN_LEVEL.search(text):
-            if "NCCL WARN" in text:
-                out.event("warning", line, tag="nccl_warn")
+        # The same text gives the same decision (per-rank warnings repeat verbatim): it is kept, up to
+        # LEVEL_MEMO texts, and only replayed.
+        decision = self._decisions.get(line.text, False)
+        if decision is False:
+            decision = _decide(line.text)
+            if len(self._decisions) >= LEVEL_MEMO:
+                self._decisions.clear()
+            self._decisions[line.text] = decision
+        if decision is not None:
+            how, kind, data = decision
+            if how == "emit":
+                self._emit(kind, line, dict(data), out)
             else:
-                out.event("warning", line)
+                out.event(kind, line, **data)
 
     def _emit(self, kind: str, line: Line, data: dict[str, Any], out: Builder) -> None:
         """Emit, or hold a CUDA OOM message whose sizes were cut off by a hard wrap."""

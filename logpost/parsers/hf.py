@@ -96,6 +96,14 @@ _PEFT = re.compile(r"trainable params:\s*([\d,]+)\s*\|\|\s*all params:\s*([\d,]+
 _MODEL = re.compile(r"""["']?(?:_name_or_path|model_name_or_path|base_model)["']?\s*[:=]\s*["']?([^"',\s}]+)""")
 
 
+# The fast lane (see LineParser.fast): a metric dict alone, or after the bare tqdm bar glued before it
+# ("  0%|▏   | 30/1000 [00:30<16:10, 0.80s/it]{'loss': ...}"); printable ASCII without brackets, pipes or
+# braces inside, so that no launcher prefix, second bar or nested dict can hide in it.
+_FAST = re.compile(
+    rb"(?:[ \d]{0,2}\d%\|[^|\x00-\x1f\x7f\[\]]*\|[ \d/]*\[[\d:<?, .a-z/]*\][ \t]*)?"
+    rb"(?P<text>\{'[^\x00-\x1f\x7f-\xff'{}\[\]|\\]+': [^\x00-\x1f\x7f-\xff{}\[\]|\\]*\}[ \t]*)")
+
+
 def _nb_split(text: str, sep: str) -> list[str]:
     """The cells of a pasted notebook table row."""
     text = text.strip()
@@ -171,6 +179,7 @@ class HFParser(LineParser):
     markers = ("{'", "*****", "loss=", "Total optimization steps", "trainable params", "name_or_path",
                "Training Loss", ", Epoch ", "==((====))==", "TrainingArguments(")
     remember = ("%|",)
+    fast = _FAST
 
     def __init__(self) -> None:
         self.table: dict[str, Any] | None = None
@@ -180,6 +189,9 @@ class HFParser(LineParser):
         self.nb: tuple[list[str], str] | None = None  # an open notebook table: (column names, separator)
         self.nb_bar: tuple[int, str, int, int] | None = None  # the last notebook progress line: line, text, step, total
         self.args_open = False  # inside a multi-line TrainingArguments(...) dump
+
+    def idle(self) -> bool:
+        return self.table is None and not self.args_open and self.nb is None
 
     def feed(self, line: Line, out: Builder) -> None:
         text = line.text

@@ -407,6 +407,11 @@ class Scanner:
             end = s
         yield from self._prev.get(marker, [])[: limit - n]
 
+    def marked_from(self, offset: int) -> bool:
+        """True when no marker of the line being handed out ends before ``offset`` in it."""
+        ends, i = self._ends, bisect_right(self._ends, self.pos)
+        return i == len(ends) or ends[i] > self.pos + offset
+
     def marked_parts(self, raw: bytes) -> list[tuple[int, bytes]]:
         """The ``\\r``-separated parts of the line being handed out (``raw``) that hold a marker, with
         their offsets (a tqdm redraw line can hold thousands of bars and one metric dict); from the

@@ -1,0 +1,85 @@
+"""The parsers' fast lanes (LineParser.fast) change nothing: every fixture, and generated mixes of the
+lines they take with the lines that could interfere, give the same RunLog with the lanes on and off."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import logpost.parsers as parsers
+from logpost.parsers import deepspeed, hf, parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = sorted(f for f in glob.glob(os.path.join(ROOT, "fixtures", "**", "*"), recursive=True)
+                  if os.path.isfile(f) and f.endswith((".log", ".txt", ".out", ".gz", ".jsonl", ".json")))
+
+BAR = "  0%|▎         | 30/100 [00:30<01:10, 0.99s/it]"
+DICT = "{'loss': 4.0413, 'grad_norm': 1.04, 'learning_rate': 1e-07, 'epoch': 0.01}"
+DS_STEP = ("[2024-05-01 00:22:00,240] [INFO] [logging.py:96:log_dist] [Rank 0] step=20, skipped=1, "
+           "lr=[1.9e-05, 1.9e-05], mom=[(0.9, 0.95), (0.9, 0.95)]")
+
+
+def snapshot(path: str) -> tuple[object, ...]:
+    run = parse(path)
+    return (run.frame.to_csv(), [repr(e) for e in run.events], repr(sorted(run.meta.items(), key=str)),
+            run.frameworks, run.lines, run.texts, run.step_method)
+
+
+def both(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    fast = snapshot(path)
+    monkeypatch.setattr(parsers, "FAST", False)
+    slow = snapshot(path)
+    monkeypatch.setattr(parsers, "FAST", True)
+    return fast, slow
+
+
+def test_lanes_take_the_lines_they_are_for():
+    assert hf._FAST.fullmatch((BAR + DICT).encode()).group("text") == DICT.encode()
+    assert hf._FAST.fullmatch(DICT.encode() + b"  ")
+    assert deepspeed._FAST.fullmatch(DS_STEP.encode())
+    # what must take the generic path: a launcher prefix, a described bar, a postfix with metrics, colour
+    for raw in ("[rank1]:" + DICT, "Training:  30%|▎ | 30/100 [00:30<01:10]" + DICT,
+                "30%|▎ | 30/100 [00:30<01:10, loss=1.2]" + DICT, "\x1b[33m" + DICT, DICT[:-1] + ", 'x': '[RANK:1]'}"):
+        assert not hf._FAST.fullmatch(raw.encode()), raw
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_fixtures_same_with_and_without_lanes(path, monkeypatch):
+    fast, slow = both(path, monkeypatch)
+    assert fast == slow
+
+
+# lines the lanes take, and lines that open state the lanes must respect (tables, tracebacks, follow)
+LINES = [BAR + DICT, DICT, "\r".join([BAR, BAR, BAR + DICT]), BAR + "\r" + DICT, DS_STEP,
+         "[2024-05-01 00:22:00,241] [INFO] [timer.py:260:stop] epoch=0/micro_step=40/global_step=20, "
+         "RunningAvgSamplesPerSec=12.5, CurrSamplesPerSec=12.1, MemAllocated=3.2GB, MaxMemAllocated=9.8GB",
+         "***** train metrics *****", "  train_loss = 0.1", "Traceback (most recent call last):",
+         '  File "a.py", line 1, in f', "ValueError: x", "[rank1]: " + DICT, "TrainingArguments(", "bf16=True,",
+         ")", "Step\tTraining Loss\tValidation Loss", "10\t2.5\t2.6", "UserWarning: padding", "",
+         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity",
+         " of 79.1 GiB of which 1.5 GiB is free.", "***** Running training *****", "  Total optimization steps = 100",
+         "{'eval_loss': 2.1, 'epoch': 0.5}", "{'note': 'ERROR: CUDA error: an illegal memory access'}", "{'train_runtime': 12.0, 'train_loss': 2.2, 'epoch': 1.0}"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(LINES), max_size=60))
+def test_generated_mixes_same_with_and_without_lanes(tmp_path, monkeypatch, lines):
+    path = tmp_path / "mix.log"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fast, slow = both(str(path), monkeypatch)
+    assert fast == slow
+
+
+def test_lanes_wait_while_a_parser_holds_state(tmp_path, monkeypatch):
+    # a metrics table longer than its follow window is still open when the DeepSpeed step line comes:
+    # the generic path closes it there, so the lane must not take that line
+    rows = [f"  metric_{i} = {i}.5" for i in range(45)]
+    path = tmp_path / "table.log"
+    path.write_text("\n".join(["***** train metrics *****", *rows, DS_STEP, "***** eval metrics *****",
+                               "  eval_loss = 1.5", BAR + DICT]) + "\n", encoding="utf-8")
+    fast, slow = both(str(path), monkeypatch)
+    assert fast == slow
