@@ -362,8 +362,9 @@ class EventParser(LineParser):
     def _level(self, line: Line, out: Builder) -> None:
         # The same text gives the same decision (per-rank warnings repeat verbatim): it is kept, up to
         # LEVEL_MEMO texts, and only replayed.
-        decision = self._decisions.get(line.text, False)
-        if decision is False:
+        if line.text in self._decisions:
+            decision = self._decisions[line.text]
+        else:
             decision = _decide(line.text)
             if len(self._decisions) >= LEVEL_MEMO:
                 self._decisions.clear()

@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 
 from logpost.model import InputError
 
-
 FONT_EPOCH = "1704067200"  # 2024-01-01: the date written into embedded font subsets
 
 
