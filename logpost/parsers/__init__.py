@@ -107,9 +107,13 @@ def _scan(stream: Any, out: Builder) -> int:
         if out._follow:
             out.tick()
         start = scanner.pos
-        if lanes and not out._follow and not scanner.follow and all(w() for w in waits):
+        if lanes and not out._follow and not scanner.follow:
             cut = raw.rfind(b"\r") + 1  # the last \r part; only when the earlier parts hold no marker
-            if cut == 0 or scanner.marked_from(cut):
+            for wait in waits:
+                if not wait():
+                    cut = -1
+                    break
+            if cut == 0 or cut > 0 and scanner.marked_from(cut):
                 for pattern, feed, after in lanes:
                     m = pattern.fullmatch(raw, cut)
                     if m is not None:

@@ -200,10 +200,16 @@ class Builder:
             self.claimed = (line.no, line.text)  # a metric record is not also an error/warning event
         # Memory grows with records only: keep them small (no None values; the source is added to the
         # frame at the end), ~0.5 KB each.
-        rec: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
-        bad = [k for k, v in rec.items() if isinstance(v, float) and not math.isfinite(v)]
-        if bad:
-            rec["nonfinite"] = ",".join(sorted(bad))
+        rec: dict[str, Any] = {k: v for k, v in values.items() if v is not None} if None in values.values() \
+            else dict(values)
+        try:  # the common case in C: all numbers, all finite (a sum overflowing to inf is checked below)
+            finite = math.isfinite(sum(rec.values()))
+        except TypeError:
+            finite = False
+        if not finite:
+            bad = [k for k, v in rec.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                rec["nonfinite"] = ",".join(sorted(bad))
         rec["kind"] = kind
         if step is not None and 0 <= step < MAX_STEP:  # a garbled or junk number is no step
             rec["step"] = step

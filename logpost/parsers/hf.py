@@ -104,6 +104,24 @@ _FAST = re.compile(
     rb"(?P<text>\{'[^\x00-\x1f\x7f-\xff'{}\[\]|\\]+': [^\x00-\x1f\x7f-\xff{}\[\]|\\]*\}[ \t]*)")
 
 
+def _bar_step(part: bytes, total: int | None) -> int | None:
+    """The position of the last bare training bar in one redraw (``| 12/40 [``): not a described bar
+    ("Tokenizing Prompts: 45%|"), not an eval bar, and of ``total`` steps when that is known."""
+    for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
+        pre = part[: m.start(1)]
+        if pre.strip(b" |:"):  # (a bare bar, the common case, has no description to decode)
+            desc = clean(decode(pre)).strip(" |:")
+            desc = lift_rank(desc)[0].strip(" |:") if desc else desc
+        else:
+            desc = ""
+        if desc and not desc.endswith("]"):
+            continue
+        if total and int(m.group(3)) != total:
+            continue
+        return int(m.group(2))
+    return None
+
+
 def _nb_split(text: str, sep: str) -> list[str]:
     """The cells of a pasted notebook table row."""
     text = text.strip()
@@ -146,6 +164,8 @@ def _swift_step(value: Any, out: Builder) -> int | None:
 
 def metric_values(pairs: dict[str, Any]) -> dict[str, Any]:
     """Fold logged keys onto frame columns (``lr`` -> ``learning_rate`` ...), keeping the rest."""
+    if "step" not in pairs and ALIASES.keys().isdisjoint(pairs):
+        return dict(pairs)
     out: dict[str, Any] = {}
     for key, value in pairs.items():
         col = ALIASES.get(key, key)
@@ -266,6 +286,11 @@ class HFParser(LineParser):
         scanner = out.scanner
         if scanner is None:
             return None
+        if line.rank is None:  # the common case first: the bar part just before, in this block
+            part = scanner.last_part(b"%|")
+            step = _bar_step(part, total) if part is not None else None
+            if step is not None:
+                return step
         for raw in scanner.look_back(b"%|", 4):  # the training bar is printed just before its dict
             # only the last redraw on each line: the earlier ones are older states of the same bar
             i = raw.rfind(b"%|")
@@ -276,19 +301,9 @@ class HFParser(LineParser):
                 rank = lift_rank(clean(decode(part[:200])))[1]
                 if rank is not None and rank != line.rank:
                     continue
-            for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
-                pre = part[: m.start(1)]
-                if pre.strip(b" |:"):  # (a bare bar, the common case, has no description to decode)
-                    desc = clean(decode(pre)).strip(" |:")
-                    desc = lift_rank(desc)[0].strip(" |:") if desc else desc
-                else:
-                    desc = ""
-                # only the bare training bar: "Tokenizing Prompts: 45%|", eval bars are not steps
-                if desc and not desc.endswith("]"):
-                    continue
-                if total and int(m.group(3)) != total:
-                    continue
-                return int(m.group(2))
+            step = _bar_step(part, total)
+            if step is not None:
+                return step
         return None
 
     def _dicts(self, line: Line, out: Builder) -> None:

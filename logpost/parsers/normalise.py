@@ -407,6 +407,20 @@ class Scanner:
             end = s
         yield from self._prev.get(marker, [])[: limit - n]
 
+    def last_part(self, marker: bytes) -> bytes | None:
+        """The ``\\r`` part holding the last ``marker`` before the current position, in this block: what
+        the first line of :meth:`look_back` gives, cut to its part holding its last marker."""
+        block, end = self._cur, self.pos
+        i = block.rfind(marker, 0, end)
+        if i == -1:
+            return None
+        s = block.rfind(b"\n", 0, i) + 1
+        e = block.find(b"\n", i, end)
+        e = end if e == -1 else e
+        s = max(s, block.rfind(b"\r", s, i) + 1)
+        cr = block.find(b"\r", i, e)
+        return bytes(block[s: e if cr == -1 else cr])
+
     def marked_from(self, offset: int) -> bool:
         """True when no marker of the line being handed out ends before ``offset`` in it."""
         ends, i = self._ends, bisect_right(self._ends, self.pos)
