@@ -18,7 +18,7 @@ import re
 import sys
 import zlib
 from bisect import bisect_right
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -194,23 +194,6 @@ def split_line(no: int, raw: bytes) -> list[Line]:
         if text.strip():
             out.append(Line(no, text, rank))
     return out
-
-
-def _newlines(block: bytes | bytearray) -> Callable[[bytes, int, int], int]:
-    """``count(b"\\n", start, end)`` over ``block``; long spans through numpy (``bytes.count`` of one
-    byte runs ~1.4 GB/s, numpy's compare-and-count ~5 GB/s)."""
-    arr = None
-    small = block.count
-
-    def count(_: bytes, start: int, end: int) -> int:
-        nonlocal arr
-        if end - start < 8192:
-            return small(b"\n", start, end)
-        if arr is None:
-            arr = np.frombuffer(block, dtype=np.uint8)
-        return int(np.count_nonzero(arr[start:end] == 10))
-
-    return count
 
 
 class Matcher:
@@ -443,29 +426,30 @@ class Scanner:
         cands = self.matcher.starts(block, ends=self._ends)
         if base == 1 and (not cands or cands[0] != 0):
             cands.insert(0, 0)  # the first line of a source: where pastes are cut (a dict without "{")
-        ci, pos, off, no = 0, 0, 0, base
+        # every candidate's number at once: the newlines before it (numpy, ~4 GB/s)
+        newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8, count=n) == 10)
+        numbers = (np.searchsorted(newlines, cands) + base).tolist()
+        ci, pos, no = 0, 0, base - 1
         find = block.find
-        count = _newlines(block)
         while True:
             if self.follow > 0 and pos < n:
-                s = pos
+                s = pos  # the line after the one handed out last
+                no += 1
                 self.follow -= 1
             else:
                 while ci < len(cands) and cands[ci] < pos:
                     ci += 1
                 if ci >= len(cands):
                     break
-                s = cands[ci]
+                s, no = cands[ci], numbers[ci]
                 ci += 1
-            no += count(b"\n", off, s)
-            off = s
             e = find(b"\n", s, n)
             if e == -1:
                 e = n
             self.pos = s
             yield no, view[s:e].tobytes()
             pos = e + 1
-        return no + count(b"\n", off, n)
+        return base + len(newlines)
 
 
 def read_text_head(stream: BinaryIO, size: int = 4096) -> bytes:
