@@ -38,7 +38,7 @@ class JsonlParser(LineParser):
     markers = ('{"',)
 
     def feed(self, line: Line, out: Builder) -> None:
-        if line.text.lstrip().startswith('{"'):
+        if line.text.lstrip().startswith('{"') and not out.is_claimed(line):
             parse_jsonl_line(line, out)
 
 
@@ -107,13 +107,17 @@ def _scan(stream: Any, out: Builder) -> int:
         if out._follow:
             out.tick()
         start = scanner.pos
-        if lanes and not out._follow and not scanner.follow:
-            cut = raw.rfind(b"\r") + 1  # the last \r part; only when the earlier parts hold no marker
+        if lanes:
+            # the whole line, or its last \r part when the earlier parts hold no marker (a line handed
+            # out by a follow window is read whole)
+            cut = raw.rfind(b"\r") + 1
+            if cut and (scanner.follow or not scanner.marked_from(cut)):
+                cut = -1
             for wait in waits:
                 if not wait():
                     cut = -1
                     break
-            if cut == 0 or cut > 0 and scanner.marked_from(cut):
+            if cut >= 0:
                 for pattern, feed, after in lanes:
                     m = pattern.fullmatch(raw, cut)
                     if m is not None:

@@ -27,13 +27,13 @@ class LineParser:
     markers: tuple[str, ...] = ()
     remember: tuple[str, ...] = ()  # markers :meth:`Builder.look_back` may search for across blocks
     counters: tuple[str, ...] = ()  # texts counted (not handed out) in the first 32 MiB: Builder.counts
-    # The fast lane: a pattern for this parser's most common line, matched (``fullmatch``) against the
-    # raw bytes of a candidate line, or of its last ``\r`` part when every marker of the line is in it.
-    # Its group ``text`` must be exactly the text the normaliser would give (``split_line``: so ASCII,
-    # no control character, no launcher prefix, a glued tqdm bar outside the group), and the parsers
-    # before this one in the stack must ignore such a line. The stack then only feeds this parser, and
-    # the parsers after it when it did not claim the line: the same result, without the generic path
-    # (a test compares both on every fixture).
+    # The fast lane: a pattern for this parser's most common lines, matched (``fullmatch``) against the
+    # raw bytes of a line, or of its last ``\r`` part when every marker of the line is in it. Its group
+    # ``text`` must be exactly the text the normaliser would give (``split_line``: so ASCII, no control
+    # character, no launcher prefix, a glued tqdm bar outside the group), and the parsers before this one
+    # in the stack must ignore such a line whenever they are :meth:`idle`. While every parser is idle,
+    # the stack then only feeds this parser, and the parsers after it when it did not claim the line:
+    # the same result without the generic path (tests/test_fast_lane.py compares both).
     fast: re.Pattern[bytes] | None = None
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface

@@ -31,9 +31,13 @@ from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
 
 _STEP = re.compile(r"\bstep=(\d+),\s*skipped=(\d+),\s*lr=\[([^\]]*)\](?:,\s*mom=\[(.*)\])?")
-# The fast lane (see LineParser.fast): the engine's step line as DeepSpeed prints it on rank 0
-_FAST = re.compile(rb"(?P<text>\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \[INFO\] \[logging\.py:\d+:log_dist\] "
-                   rb"\[Rank \d+\] step=\d+, skipped=\d+, lr=\[[-+\d.e, ]*\], mom=\[[-+\d.e, ()]*\][ \t]*)")
+# The fast lane (see LineParser.fast): the engine's step line and the throughput timer line after it, as
+# DeepSpeed prints them on rank 0
+_FAST = re.compile(
+    rb"(?P<text>\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \[INFO\] (?:"
+    rb"\[logging\.py:\d+:log_dist\] \[Rank \d+\] step=\d+, skipped=\d+, lr=\[[-+\d.e, ]*\], mom=\[[-+\d.e, ()]*\]"
+    rb"|\[timer\.py:\d+:stop\] epoch=\d+/micro_step=\d+/global_step=\d+, RunningAvgSamplesPerSec=[-+\d.e]+, "
+    rb"CurrSamplesPerSec=[-+\d.e]+, MemAllocated=[\d.]+GB, MaxMemAllocated=[\d.]+GB)[ \t]*)")
 _TIMER = re.compile(r"(?:global_step=|\b\d+/)(\d+),\s*(?:RunningAvg)?SamplesPerSec=([\d.eE+-]+|nan|inf)")
 _MEM = re.compile(r"\bMemAllocated=([\d.]+)GB,\s*MaxMemAllocated=([\d.]+)GB")
 _OVERFLOW = re.compile(
@@ -132,7 +136,7 @@ class DeepSpeedParser(LineParser):
             self._step(line, out)
             return
         if "SamplesPerSec" in text:
-            self._timer(line)
+            self._timer(line, out)
         if "verflow!" in text or "VERFLOW!" in text:
             self._overflow(line, out)
             return
@@ -211,11 +215,12 @@ class DeepSpeedParser(LineParser):
         self.last_opt = rec
         out.follow(self, 1)  # the throughput timer line comes right after
 
-    def _timer(self, line: Line) -> None:
+    def _timer(self, line: Line, out: Builder) -> None:
         m = _timer_match(line.text)
         rec = self.last_opt
         if not m or rec is None or rec.get("step") != int(m.group(1)):
             return
+        out.claimed = (line.no, line.text)  # part of the step's record, not an event
         rec["samples_per_second"] = _float(m.group(2))
         mem = _search_from(_MEM, line.text, line.text.find("MemAllocated="))
         if mem:

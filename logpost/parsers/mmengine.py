@@ -28,7 +28,7 @@ class MMEngineParser(LineParser):
     markers = ("Iter(train)", "Epoch(train)", "Iter(val)", "Epoch(val)")
 
     def feed(self, line: Line, out: Builder) -> None:
-        if "(train)" not in line.text and "(val)" not in line.text:
+        if "(train)" not in line.text and "(val)" not in line.text or out.is_claimed(line):
             return
         m = _HEAD.search(line.text)
         if not m:
