@@ -317,7 +317,7 @@ class HFParser(LineParser):
             if not pairs or not (METRIC_KEYS & pairs.keys() or any(k.startswith("eval_") for k in pairs)):
                 continue
             kind = record_kind(pairs)
-            logged = _swift_step(pairs.pop("global_step/max_steps", None), out)
+            logged = _swift_step(pairs.pop("global_step/max_steps"), out) if "global_step/max_steps" in pairs else None
             if logged is None and "Step:" in text:  # text-generation-webui: "Step:      3 {'loss': ...}"
                 m = _STEP_PREFIX.search(text, 0, text.find(chunk))
                 logged = int(m.group(1)) if m else None
