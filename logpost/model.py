@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -49,12 +49,11 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"  # too little in the log to judge
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
     """One normalised piece of the log: a physical line, or one ``\\r``-separated part of it.
 
     ``no`` is the 1-based physical line number (what ``grep -n`` and editors show); the parts of
-    a line redrawn with ``\\r`` share it.
+    a line redrawn with ``\\r`` share it. (A named tuple: one is made for every line a parser sees.)
     """
 
     no: int
