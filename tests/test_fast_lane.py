@@ -83,3 +83,12 @@ def test_lanes_wait_while_a_parser_holds_state(tmp_path, monkeypatch):
                                "  eval_loss = 1.5", BAR + DICT]) + "\n", encoding="utf-8")
     fast, slow = both(str(path), monkeypatch)
     assert fast == slow
+
+
+def test_bar_step_reads_the_last_bare_training_bar():
+    assert hf._bar_step(BAR.encode(), 100) == 30
+    assert hf._bar_step(BAR.encode(), 200) is None  # another bar's total
+    assert hf._bar_step(b"Tokenizing Prompts:  50%|##| 5/10 [00:01<00:01]", None) is None
+    two = b"Tokenizing Prompts:  50%|##| 5/10 [00:01<00:01] 30%|###| 3/10 [00:03<00:07]"
+    assert hf._bar_step(two, None) == 3
+    assert hf._bar_step(b" 30%|###| 3/10 [00:03<00:07] 40%|####| 4/10 [00:04<00:06]", None) == 4

@@ -107,7 +107,12 @@ _FAST = re.compile(
 def _bar_step(part: bytes, total: int | None) -> int | None:
     """The position of the last bare training bar in one redraw (``| 12/40 [``): not a described bar
     ("Tokenizing Prompts: 45%|"), not an eval bar, and of ``total`` steps when that is known."""
-    for m in reversed(list(_BAR_B.finditer(part[:MAX_TEXT]))):
+    m = _BAR_B.search(part, 0, MAX_TEXT)
+    if m is None:
+        return None
+    # one redraw holds one bar: no second one can start after a match without another "%|"
+    found = (m,) if part.find(b"%|", m.end(), MAX_TEXT) == -1 else reversed(list(_BAR_B.finditer(part[:MAX_TEXT])))
+    for m in found:
         pre = part[: m.start(1)]
         if pre.strip(b" |:"):  # (a bare bar, the common case, has no description to decode)
             desc = clean(decode(pre)).strip(" |:")
