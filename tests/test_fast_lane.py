@@ -45,6 +45,8 @@ def test_lanes_take_the_lines_they_are_for():
     for raw in ("[rank1]:" + DICT, "Training:  30%|▎ | 30/100 [00:30<01:10]" + DICT,
                 "30%|▎ | 30/100 [00:30<01:10, loss=1.2]" + DICT, "\x1b[33m" + DICT, DICT[:-1] + ", 'x': '[RANK:1]'}"):
         assert not hf._FAST.fullmatch(raw.encode()), raw
+    # a bar in another encoding (GB18030 can pair a high byte with the "|" after it) is not for the lane
+    assert not hf._FAST.fullmatch(b"  0%|\xb0| 3/10 [00:03<00:07]" + DICT.encode())
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: os.path.relpath(p, ROOT))

@@ -24,7 +24,7 @@ from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
 from logpost.parsers.jsonfiles import looks_like_state, parse_jsonl_line, parse_trainer_state
 from logpost.parsers.mmengine import MMEngineParser
-from logpost.parsers.normalise import Scanner, buffered, open_source, read_text_head, split_line
+from logpost.parsers.normalise import MAX_TEXT, Scanner, buffered, open_source, read_text_head, split_line
 from logpost.parsers.torchdist import TorchDistParser
 
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
@@ -111,8 +111,8 @@ def _scan(stream: Any, out: Builder) -> int:
             # the whole line, or its last \r part when the earlier parts hold no marker (a line handed
             # out by a follow window is read whole)
             cut = raw.rfind(b"\r") + 1
-            if cut and (scanner.follow or not scanner.marked_from(cut)):
-                cut = -1
+            if cut and (scanner.follow or not scanner.marked_from(cut)) or len(raw) - cut > MAX_TEXT:
+                cut = -1  # (the normaliser cuts a longer part)
             for wait in waits:
                 if not wait():
                     cut = -1

@@ -198,7 +198,8 @@ def classify(text: str) -> dict[str, Any] | None:
     return None
 
 
-LEVEL_MEMO = 4096  # texts whose level-line decision is remembered
+LEVEL_MEMO = 4096  # texts whose level-line decision is remembered (at most ~2 MB: texts of <= MEMO_TEXT)
+MEMO_TEXT = 512
 
 
 def _decide(text: str) -> tuple[str, str, dict[str, Any]] | None:
@@ -362,13 +363,15 @@ class EventParser(LineParser):
     def _level(self, line: Line, out: Builder) -> None:
         # The same text gives the same decision (per-rank warnings repeat verbatim): it is kept, up to
         # LEVEL_MEMO texts, and only replayed.
-        if line.text in self._decisions:
-            decision = self._decisions[line.text]
+        text = line.text
+        if text in self._decisions:
+            decision = self._decisions[text]
         else:
-            decision = _decide(line.text)
-            if len(self._decisions) >= LEVEL_MEMO:
-                self._decisions.clear()
-            self._decisions[line.text] = decision
+            decision = _decide(text)
+            if len(text) <= MEMO_TEXT:
+                if len(self._decisions) >= LEVEL_MEMO:
+                    self._decisions.clear()
+                self._decisions[text] = decision
         if decision is not None:
             how, kind, data = decision
             if how == "emit":

@@ -97,10 +97,11 @@ _MODEL = re.compile(r"""["']?(?:_name_or_path|model_name_or_path|base_model)["']
 
 
 # The fast lane (see LineParser.fast): a metric dict alone, or after the bare tqdm bar glued before it
-# ("  0%|▏   | 30/1000 [00:30<16:10, 0.80s/it]{'loss': ...}"); printable ASCII without brackets, pipes or
-# braces inside, so that no launcher prefix, second bar or nested dict can hide in it.
+# ("  0%|▏   | 30/1000 [00:30<16:10, 0.80s/it]{'loss': ...}"); the bar drawn with tqdm's own characters
+# (UTF-8 blocks, or ASCII "#" and digits), the dict printable ASCII without brackets, pipes or braces
+# inside, so that no launcher prefix, second bar, nested dict or other encoding can hide in it.
 _FAST = re.compile(
-    rb"(?:[ \d]{0,2}\d%\|[^|\x00-\x1f\x7f\[\]]*\|[ \d/]*\[[\d:<?, .a-z/]*\][ \t]*)?"
+    rb"(?:[ \d]{0,2}\d%\|(?:[ #\d]|\xe2\x96[\x88-\x8f])*\|[ \d/]*\[[\d:<?, .a-z/]*\][ \t]*)?"
     rb"(?P<text>\{'[^\x00-\x1f\x7f-\xff'{}\[\]|\\]+': [^\x00-\x1f\x7f-\xff{}\[\]|\\]*\}[ \t]*)")
 
 
