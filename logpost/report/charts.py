@@ -79,6 +79,12 @@ def cjk_font() -> str | None:
         except (OSError, RuntimeError, ValueError):
             continue
         names = {f.name for f in font_manager.fontManager.ttflist if f.fname == path}
+        bold = path.replace("-Regular.", "-Bold.")
+        if bold != path and os.path.isfile(bold):  # bold titles in the same family, not a faked weight
+            try:
+                font_manager.fontManager.addfont(bold)
+            except (OSError, RuntimeError, ValueError):
+                pass
         for family in CJK_FAMILIES:
             if family in names:
                 return family
