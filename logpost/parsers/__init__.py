@@ -107,29 +107,8 @@ def _scan(stream: Any, out: Builder) -> int:
         if out._follow:
             out.tick()
         start = scanner.pos
-        if lanes:
-            # the whole line, or its last \r part when the earlier parts hold no marker (a line handed
-            # out by a follow window is read whole)
-            cut = raw.rfind(b"\r") + 1
-            if cut and (scanner.follow or not scanner.marked_from(cut)) or len(raw) - cut > MAX_TEXT:
-                cut = -1  # (the normaliser cuts a longer part)
-            for wait in waits:
-                if not wait():
-                    cut = -1
-                    break
-            if cut >= 0:
-                for pattern, feed, after in lanes:
-                    m = pattern.fullmatch(raw, cut)
-                    if m is not None:
-                        scanner.pos = start + cut
-                        line = Line(no, m.group("text").decode("ascii"), None)
-                        feed(line, out)
-                        if not out.is_claimed(line):
-                            for later in after:
-                                later(line, out)
-                        break
-                if m is not None:
-                    continue
+        if lanes and _lane(no, raw, lanes, waits, scanner, out):
+            continue
         # a tqdm redraw line: only its parts holding a marker (a bar is found with look_back when needed)
         pieces = (scanner.marked_parts(raw) if b"\r" in raw and not scanner.follow else None) or ((0, raw),)
         for offset, piece in pieces:
@@ -145,6 +124,29 @@ def _scan(stream: Any, out: Builder) -> int:
     if scanner.truncated:
         out.meta["truncated"] = True
     return scanner.lines
+
+
+def _lane(no: int, raw: bytes, lanes: list[Any], waits: list[Any], scanner: Scanner, out: Builder) -> bool:
+    """Feed a line through the first parser's fast lane that takes it (see ``LineParser.fast``): the
+    whole line, or its last ``\\r`` part when the earlier parts hold no marker (a line handed out by a
+    follow window is read whole). False when none does, or some parser is not idle."""
+    cut = raw.rfind(b"\r") + 1
+    if cut and (scanner.follow or not scanner.marked_from(cut)) or len(raw) - cut > MAX_TEXT:
+        return False  # (the normaliser cuts a longer part)
+    for wait in waits:
+        if not wait():
+            return False
+    for pattern, feed, after in lanes:
+        m = pattern.fullmatch(raw, cut)
+        if m is not None:
+            scanner.pos += cut
+            line = Line(no, m.group("text").decode("ascii"), None)
+            feed(line, out)
+            if not out.is_claimed(line):
+                for later in after:
+                    later(line, out)
+            return True
+    return False
 
 
 def finish(out: Builder, lines: int | None) -> RunLog:

@@ -27,7 +27,7 @@ from typing import Any
 from logpost.frame import ALIASES, to_number
 from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
-from logpost.parsers.normalise import MAX_TEXT, clean, decode, lift_rank
+from logpost.parsers.normalise import MAX_TEXT, clean, decode, lift_rank, part_at
 
 # A dict repr: from "{'" to the matching "}" (metric dicts hold no nested braces).
 _DICT = re.compile(r"\{\s*'[^{}]*\}")
@@ -299,10 +299,7 @@ class HFParser(LineParser):
                 return step
         for raw in scanner.look_back(b"%|", 4):  # the training bar is printed just before its dict
             # only the last redraw on each line: the earlier ones are older states of the same bar
-            i = raw.rfind(b"%|")
-            part = raw[raw.rfind(b"\r", 0, i) + 1:]
-            end = part.find(b"\r")
-            part = part[:end] if end != -1 else part
+            part = part_at(raw, raw.rfind(b"%|"), 0, len(raw))
             if line.rank is not None and part[:1] in _PREFIX_START:
                 rank = lift_rank(clean(decode(part[:200])))[1]
                 if rank is not None and rank != line.rank:

@@ -196,6 +196,13 @@ def split_line(no: int, raw: bytes) -> list[Line]:
     return out
 
 
+def part_at(buf: bytes | bytearray, i: int, start: int, end: int) -> bytes:
+    """The ``\\r``-separated part holding offset ``i`` of the line ``buf[start:end]``."""
+    s = max(start, buf.rfind(b"\r", start, i) + 1)
+    e = buf.find(b"\r", i, end)
+    return bytes(buf[s: end if e == -1 else e])
+
+
 class Matcher:
     """Where a set of literal markers occurs in a buffer, as the starts of the ``sep``-separated pieces
     (lines) holding one, in order.
@@ -397,12 +404,8 @@ class Scanner:
         i = block.rfind(marker, 0, end)
         if i == -1:
             return None
-        s = block.rfind(b"\n", 0, i) + 1
         e = block.find(b"\n", i, end)
-        e = end if e == -1 else e
-        s = max(s, block.rfind(b"\r", s, i) + 1)
-        cr = block.find(b"\r", i, e)
-        return bytes(block[s: e if cr == -1 else cr])
+        return part_at(block, i, block.rfind(b"\n", 0, i) + 1, end if e == -1 else e)
 
     def marked_from(self, offset: int) -> bool:
         """True when no marker of the line being handed out ends before ``offset`` in it."""
