@@ -101,7 +101,7 @@ def _scan(stream: Any, out: Builder) -> int:
     scanner = Scanner(stream, markers, remember=remember, counters=counters)
     out.scanner = scanner
     feeds = [p.feed for p in parsers]
-    lanes = [(p.fast, p.feed, feeds[i + 1:]) for i, p in enumerate(parsers) if p.fast is not None] if FAST else []
+    lanes = [(p.fast, p.fast_feed, feeds[i + 1:]) for i, p in enumerate(parsers) if p.fast is not None] if FAST else []
     waits = [p.idle for p in parsers if type(p).idle is not LineParser.idle]
     for no, raw in scanner:
         if out._follow:
@@ -141,7 +141,7 @@ def _lane(no: int, raw: bytes, lanes: list[Any], waits: list[Any], scanner: Scan
         if m is not None:
             scanner.pos += cut
             line = Line(no, m.group("text").decode("ascii"), None)
-            feed(line, out)
+            feed(line, m, out)
             if not out.is_claimed(line):
                 for later in after:
                     later(line, out)

@@ -7,11 +7,13 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterator
+from operator import itemgetter
 from typing import Any
 
 from logpost.model import Event, Line
 
 MAX_STEP = 1 << 53  # steps are Int64 in the frame; no run has more (a float still holds them exactly)
+_FLOAT, _INT = {float}, {int}
 MAX_EVENTS = 5000  # distinct event messages kept; beyond that they are only counted
 
 
@@ -38,6 +40,11 @@ class LineParser:
 
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> None:
+        """Feed a line of the fast lane (``match``: the ``fast`` pattern's): :meth:`feed`, unless the parser
+        has a shorter way to the same result."""
+        self.feed(line, out)
 
     def idle(self) -> bool:
         """False while the parser holds state a coming line may continue (an open table, a traceback):
@@ -98,15 +105,18 @@ class Records:
             members[g].append(rec)
         packed = []
         for keys, g in groups.items():
+            rows = members[g]
+            # the group's rows as columns (one tuple per key), transposed in C
+            table = zip(*map(itemgetter(*keys), rows)) if len(keys) > 1 else ([r[keys[0]] for r in rows],)
             cols: dict[str, Any] = {}
-            for k in keys:
-                values = [r[k] for r in members[g]]
-                if all(type(v) is float for v in values):
+            for k, values in zip(keys, table, strict=True):
+                types = set(map(type, values))
+                if types == _FLOAT:
                     cols[k] = array("d", values)
-                elif all(type(v) is int and -(1 << 62) < v < (1 << 62) for v in values):
+                elif types == _INT and -(1 << 62) < min(values) and max(values) < (1 << 62):
                     cols[k] = array("q", values)
                 else:
-                    cols[k] = values
+                    cols[k] = list(values)
             packed.append((keys, cols))
         self._batches.append((gidx, gpos, packed))
 

@@ -35,9 +35,11 @@ _STEP = re.compile(r"\bstep=(\d+),\s*skipped=(\d+),\s*lr=\[([^\]]*)\](?:,\s*mom=
 # DeepSpeed prints them on rank 0
 _FAST = re.compile(
     rb"(?P<text>\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \[INFO\] (?:"
-    rb"\[logging\.py:\d+:log_dist\] \[Rank \d+\] step=\d+, skipped=\d+, lr=\[[-+\d.e, ]*\], mom=\[[-+\d.e, ()]*\]"
-    rb"|\[timer\.py:\d+:stop\] epoch=\d+/micro_step=\d+/global_step=\d+, RunningAvgSamplesPerSec=[-+\d.e]+, "
-    rb"CurrSamplesPerSec=[-+\d.e]+, MemAllocated=[\d.]+GB, MaxMemAllocated=[\d.]+GB)[ \t]*)")
+    rb"\[logging\.py:\d+:log_dist\] \[Rank (?P<rank>\d+)\] step=(?P<step>\d+), skipped=(?P<skipped>\d+), "
+    rb"lr=\[(?P<lr>[-+\d.e, ]*)\], mom=\[[-+\d.e, ()]*\]"
+    rb"|\[timer\.py:\d+:stop\] epoch=\d+/micro_step=\d+/global_step=(?P<global_step>\d+), "
+    rb"RunningAvgSamplesPerSec=(?P<samples>[-+\d.e]+), CurrSamplesPerSec=[-+\d.e]+, "
+    rb"MemAllocated=(?P<mem>[\d.]+)GB, MaxMemAllocated=(?P<max_mem>[\d.]+)GB)[ \t]*)")
 _TIMER = re.compile(r"(?:global_step=|\b\d+/)(\d+),\s*(?:RunningAvg)?SamplesPerSec=([\d.eE+-]+|nan|inf)")
 _MEM = re.compile(r"\bMemAllocated=([\d.]+)GB,\s*MaxMemAllocated=([\d.]+)GB")
 _OVERFLOW = re.compile(
@@ -189,6 +191,28 @@ class DeepSpeedParser(LineParser):
             if m:
                 out.saw("deepspeed")
                 out.set_meta("deepspeed_version", m.group(1), line)
+
+    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> None:
+        """A step or timer line of the fast lane: what :meth:`_step` or :meth:`_timer` does, from the lane's groups."""
+        step = match.group("step")
+        if step is not None:
+            out.saw("deepspeed")
+            values: dict[str, Any] = {"skipped_steps": float(match.group("skipped")),
+                                      "learning_rate": first_of_list(match.group("lr").decode("ascii"))}
+            if self.scale is not None:
+                values["loss_scale"] = self.scale
+            self.last_opt = out.record("optimizer", values, Line(line.no, line.text, int(match.group("rank"))),
+                                       step=int(step))
+            out.follow(self, 1)
+            return
+        rec = self.last_opt
+        if rec is None or rec.get("step") != int(match.group("global_step")):
+            self.feed(line, out)
+            return
+        out.claimed = (line.no, line.text)
+        rec["samples_per_second"] = _float(match.group("samples").decode("ascii"))
+        rec["mem_allocated_gb"] = _float(match.group("mem").decode("ascii"))
+        rec["max_mem_allocated_gb"] = _float(match.group("max_mem").decode("ascii"))
 
     # ------------------------------------------------------------------------------ engine
     @staticmethod

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 from logpost.frame import ALIASES, to_number
 from logpost.model import Line
@@ -101,14 +101,15 @@ _MODEL = re.compile(r"""["']?(?:_name_or_path|model_name_or_path|base_model)["']
 # (UTF-8 blocks, or ASCII "#" and digits), the dict printable ASCII without brackets, pipes or braces
 # inside, so that no launcher prefix, second bar, nested dict or other encoding can hide in it.
 _FAST = re.compile(
-    rb"(?:[ \d]{0,2}\d%\|(?:[ #\d]|\xe2\x96[\x88-\x8f])*\|[ \d/]*\[[\d:<?, .a-z/]*\][ \t]*)?"
+    rb"(?:[ \d]{0,2}\d%\|[ #\d]*(?:\xe2\x96[\x88-\x8f][ #\d]*)*\|[ \d/]*\[[\d:<?, .a-z/]*\][ \t]*)?"
     rb"(?P<text>\{'[^\x00-\x1f\x7f-\xff'{}\[\]|\\]+': [^\x00-\x1f\x7f-\xff{}\[\]|\\]*\}[ \t]*)")
 
 
 def _bar_step(part: bytes, total: int | None) -> int | None:
     """The position of the last bare training bar in one redraw (``| 12/40 [``): not a described bar
     ("Tokenizing Prompts: 45%|"), not an eval bar, and of ``total`` steps when that is known."""
-    m = _BAR_B.search(part, 0, MAX_TEXT)
+    first = part.find(b"%|", 0, MAX_TEXT)  # a match holds "%|" 1-4 bytes after its start: search from there
+    m = _BAR_B.search(part, max(first - 4, 0), MAX_TEXT) if first != -1 else None
     if m is None:
         return None
     # one redraw holds one bar: no second one can start after a match without another "%|"
@@ -155,6 +156,57 @@ def parse_dict(text: str) -> dict[str, Any] | None:
             m = _TENSOR.match(raw)
             raw = m.group(1) if m else raw
         out[_intern(key)] = to_number(raw)
+    return out
+
+
+# keys the short path of the fast lane takes: none holds what HFParser.feed looks for besides the dict
+# ("TrainOutput(", "Step:", " = ", "loss=", "*****", ...)
+_PLAIN_KEY = re.compile(r"[\w/.\-]{1,200}", re.ASCII)
+
+
+def quick_pairs(chunk: str) -> dict[str, Any] | None:
+    """``parse_dict(chunk)`` for the common dict, ``{'key': value, ...}`` whose values are bare numbers or
+    quoted ones (transformers 5) and whose keys and values hold no quote or ``", "``; None otherwise."""
+    out: dict[str, Any] = {}
+    for item in chunk[1:-1].split(", "):
+        key, sep, raw = item.partition(": ")
+        if not sep or len(key) < 3 or key[0] != "'" or key[-1] != "'" or "'" in key[1:-1]:
+            return None
+        try:
+            out[_intern(key[1:-1])] = float(raw)
+        except ValueError:
+            if len(raw) < 2 or raw[0] != "'" or raw[-1] != "'" or "'" in raw[1:-1]:
+                return None
+            out[_intern(key[1:-1])] = to_number(raw)
+    return out
+
+
+class Shape(NamedTuple):
+    """A metric dict's key sequence, as the fast lane matches it (see HFParser.fast_feed)."""
+
+    template: re.Pattern[str]  # the dict with these keys; a group per value
+    keys: tuple[str, ...]
+    kind: str  # record_kind
+    fold: bool  # metric_values changes the keys
+
+
+_VALUE = "[^,']*|'[^,']*'"  # a value quick_pairs reads: no comma, quoted whole or not at all
+
+
+def shape_values(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, Any] | None:
+    """What quick_pairs reads from the dict a shape's template matched (``values``: its groups)."""
+    try:
+        return dict(zip(keys, map(float, values), strict=True))
+    except ValueError:
+        pass
+    out: dict[str, Any] = {}
+    for key, raw in zip(keys, values, strict=True):
+        try:
+            out[key] = float(raw)
+        except ValueError:
+            if len(raw) < 2 or raw[0] != "'" or raw[-1] != "'":
+                return None
+            out[key] = to_number(raw)
     return out
 
 
@@ -215,6 +267,7 @@ class HFParser(LineParser):
         self.nb: tuple[list[str], str] | None = None  # an open notebook table: (column names, separator)
         self.nb_bar: tuple[int, str, int, int] | None = None  # the last notebook progress line: line, text, step, total
         self.args_open = False  # inside a multi-line TrainingArguments(...) dump
+        self._shapes: list[Shape] = []  # see fast_feed
 
     def idle(self) -> bool:
         return self.table is None and not self.args_open and self.nb is None
@@ -284,6 +337,48 @@ class HFParser(LineParser):
             m = _MODEL.search(text)
             if m and m.group(1) not in ("None", "null", ""):
                 out.set_meta("model", m.group(1), line)
+
+    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> None:
+        """A line of the fast lane (a lone metric dict): what :meth:`feed` does with it, the short way
+        when its keys are plain (``_PLAIN_KEY``) and its values numbers: the dict is matched against the
+        shapes (key sequences) seen before, else read by :func:`quick_pairs` and its shape learnt."""
+        chunk = line.text.rstrip()
+        for shape in self._shapes:
+            m = shape.template.fullmatch(chunk)
+            if m is not None:
+                pairs = shape_values(shape.keys, m.groups())
+                break
+        else:
+            pairs = quick_pairs(chunk)
+            shape = self._learn(pairs) if pairs else None
+        if pairs is None or shape is None:
+            self.feed(line, out)
+            return
+        kind = shape.kind
+        out.saw("hf")
+        values = metric_values(pairs) if shape.fold else pairs
+        if kind == "train":
+            step = self._progress(line, out)
+            if step is not None:
+                out.record(kind, values, line, text=chunk, _progress=step)
+                return
+        out.record(kind, values, line, text=chunk)
+        if kind == "summary":
+            out.set_meta("summary_line", line.no, line)
+            out.set_meta("completed", True, line)
+
+    def _learn(self, pairs: dict[str, Any]) -> Shape | None:
+        """The shape of a dict read by :func:`quick_pairs`, kept (up to 16) when :meth:`feed` would do no
+        more than record it: plain keys, no step key, a metric dict."""
+        keys = tuple(pairs)
+        if "global_step/max_steps" in pairs or not all(_PLAIN_KEY.fullmatch(k) for k in keys) \
+                or not (METRIC_KEYS & pairs.keys() or any(k.startswith("eval_") for k in keys)):
+            return None
+        template = re.compile("\\{" + ", ".join(f"'{re.escape(k)}': ({_VALUE})" for k in keys) + "\\}")
+        shape = Shape(template, keys, record_kind(pairs), "step" in pairs or not ALIASES.keys().isdisjoint(pairs))
+        if len(self._shapes) < 16:
+            self._shapes.append(shape)
+        return shape
 
     def _progress(self, line: Line, out: Builder) -> int | None:
         """The step of the last training bar before this record (same rank), found by look_back on
