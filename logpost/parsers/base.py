@@ -193,6 +193,7 @@ class Builder:
         self.source = source
         self.records = Records()
         self._events: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._folded: dict[str, str] = {}  # event text -> its fold key (see event)
         self.events_dropped = 0
         self.meta: dict[str, Any] = {}
         self.frameworks: Counter[str] = Counter()
@@ -242,7 +243,13 @@ class Builder:
         text = (text if text is not None else line.text).strip()
         tag = data.get("tag")
         fields = tuple(repr(data.get(f)) for f in FOLD_FIELDS.get(tag, ())) if tag else ()
-        key = (kind, _FOLD_DIGITS.sub("#", text[:300]), tag, line.rank if tag else None, fields)
+        head = text[:300]
+        folded = self._folded.get(head)
+        if folded is None:  # (per-rank warnings repeat verbatim: a fold is remembered, for 4,096 texts)
+            if len(self._folded) >= 4096:
+                self._folded.clear()
+            folded = self._folded[head] = _FOLD_DIGITS.sub("#", head)
+        key = (kind, folded, tag, line.rank if tag else None, fields)
         acc = self._events.get(key)
         if acc is not None:
             acc["count"] += 1
