@@ -135,7 +135,6 @@ class RunLog:
     lines: int
     step_method: str
     texts: list[str] = field(default_factory=list)  # evidence text of each frame row, same order
-    _train: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, init=False, repr=False, compare=False)
 
     def text(self, index: int) -> str:
         """The logged text of frame row ``index`` (its label), for evidence."""
@@ -146,11 +145,7 @@ class RunLog:
         return self.frameworks[0] if self.frameworks else None
 
     def train_rows(self) -> pd.DataFrame:
-        """The training rows: selected once per frame (a dozen signatures ask); every caller gets its own
-        shallow copy (copy-on-write: changing it leaves the others' alone)."""
-        if self._train is None or self._train[0] is not self.frame:
-            self._train = (self.frame, self.frame[self.frame["kind"] == "train"])
-        return self._train[1].copy(deep=False)
+        return self.frame[self.frame["kind"] == "train"]
 
 
 @dataclass(frozen=True)
