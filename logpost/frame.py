@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -171,64 +172,78 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 # --------------------------------------------------------------------------- step derivation
 
 
-def assign_steps(records: list[dict[str, Any]], steps_per_epoch: float | None,
-                 total_steps: int | None, completed: bool) -> str:
-    """Give every record without a logged step a derived one, in place; return how.
+def assign_steps(columns: dict[str, Any], steps_per_epoch: float | None, total_steps: int | None,
+                 completed: bool) -> str:
+    """Give every record without a logged step a derived one, in place on the record columns (numpy arrays
+    as :meth:`~logpost.parsers.base.Records.columns` makes them: ``kind``, ``step``, ``epoch``, ``_progress``,
+    ``step_source``); return how. ``step`` becomes a float array (NaN: none), ``step_source`` an object array.
 
     Printed HF dicts carry no step. HF logs when ``global_step % logging_steps == 0``, so train
     records sit at ``L * (k0 + i)`` for the i-th record. We estimate each record's step from the
     epoch (times update steps per epoch, when the header says it) or from the last tqdm bar
     before it, infer the interval L and offset k0 as medians (robust to a lagging bar), and fall
     back to ``T // n`` (completed run with T total steps and n records) or to the ordinal.
+    Records still without a step take the previous record's (a summary: the total steps of a completed run).
     """
-    train = [r for r in records if r.get("kind") == "train" and r.get("step") is None]
+    kind = columns["kind"]
+    n = len(kind)
+    step = _numbers(columns.get("step"), n)
+    source = np.array(columns["step_source"], dtype=object) if "step_source" in columns else np.full(n, None, object)
+    train = np.flatnonzero((kind == "train") & np.isnan(step))
     method = "logged"
-    if train:
-        estimates: list[tuple[int, float]] = []
-        source = "ordinal"
+    if len(train):
+        m = len(train)
+        at, estimate = np.zeros(0, np.int64), np.zeros(0)
+        how = "ordinal"
         if steps_per_epoch:
-            estimates = [(i, r["epoch"] * steps_per_epoch) for i, r in enumerate(train)
-                         if _finite(r.get("epoch"))]
-            source = "epoch"
-            if not _near_integers([e for _, e in estimates]):
-                estimates = []
-        if len(estimates) < max(2, len(train) // 2):
-            bar = [(i, float(r["_progress"])) for i, r in enumerate(train) if r.get("_progress")]
-            if len(bar) >= max(2, len(train) // 2):
-                estimates, source = bar, "progress"
+            epoch = _numbers(columns.get("epoch"), n)[train]
+            at = np.flatnonzero(np.isfinite(epoch))
+            estimate, how = epoch[at] * steps_per_epoch, "epoch"
+            if not _near_integers(estimate.tolist()):
+                at, estimate = np.zeros(0, np.int64), np.zeros(0)
+        if len(at) < max(2, m // 2):
+            progress = _numbers(columns.get("_progress"), n)[train]
+            bar = np.flatnonzero(~np.isnan(progress) & (progress != 0))
+            if len(bar) >= max(2, m // 2):
+                at, estimate, how = bar, progress[bar], "progress"
         interval, offset = 1, 1
-        if len(estimates) >= 2:
-            diffs = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(estimates, estimates[1:], strict=False)
-                     if b[0] > a[0]]
-            interval = max(1, round(_median(diffs))) if diffs else 1
+        if len(at) >= 2:
+            interval = max(1, round(_median(((estimate[1:] - estimate[:-1]) / (at[1:] - at[:-1])).tolist())))
             # a train record is logged at global_step >= 1: a bar that lags by one redraw cannot put it at 0
-            offset = max(1, round(_median([e / interval - i for i, e in estimates])))
-        elif total_steps and completed and len(train) <= total_steps:
-            interval, source = max(1, total_steps // len(train)), "interval"
-        for i, r in enumerate(train):
-            r["step"] = max(0, interval * (offset + i))
-            r["step_source"] = source
-        if source == "ordinal":
+            offset = max(1, round(_median((estimate / interval - at).tolist())))
+        elif total_steps and completed and m <= total_steps:
+            interval, how = max(1, total_steps // m), "interval"
+        step[train] = np.maximum(0, interval * (offset + np.arange(m)))
+        source[train] = how
+        if how == "ordinal":
             method = "no step in the log: records numbered in order (interval assumed 1)"
-        elif source == "interval":
-            method = f"steps from total optimization steps {total_steps} / {len(train)} records (interval {interval})"
-        elif source == "epoch":
+        elif how == "interval":
+            method = f"steps from total optimization steps {total_steps} / {m} records (interval {interval})"
+        elif how == "epoch":
             method = f"steps from epoch x {steps_per_epoch:g} update steps per epoch (logging interval {interval})"
         else:
             method = f"steps from the tqdm progress bar before each record (logging interval {interval})"
-    last_step: int | None = None
-    for r in records:
-        if r.get("step") is not None:
-            last_step = int(r["step"])
-            r["step_source"] = r.get("step_source") or "logged"
-        else:
-            if r.get("kind") == "summary" and total_steps and completed:
-                r["step"] = max(total_steps, last_step or 0)
-            else:
-                r["step"] = last_step
-            r["step_source"] = "previous" if r["step"] is not None else None
-        r.pop("_progress", None)
+    has = ~np.isnan(step)
+    source[has & np.array([not s for s in source], dtype=bool)] = "logged"
+    # the rest: the last step before (a summary of a completed run: at least the total steps)
+    last = np.maximum.accumulate(np.where(has, np.arange(n), -1))
+    prev = np.where(last >= 0, step[np.maximum(last, 0)], np.nan)
+    if total_steps and completed:
+        summary = ~has & (kind == "summary")
+        prev[summary] = np.maximum(total_steps, np.nan_to_num(prev[summary], nan=0.0))
+    step[~has] = prev[~has]
+    source[~has] = np.where(np.isnan(prev[~has]), np.array(None, dtype=object), "previous")
+    columns["step"], columns["step_source"] = step, source
     return method
+
+
+def _numbers(values: Any, n: int) -> np.ndarray:
+    """A record column as float64 (NaN where missing or not a number)."""
+    if values is None:
+        return np.full(n, np.nan)
+    if values.dtype.kind == "f":
+        return np.array(values, dtype=float)
+    return np.array([v if type(v) in (int, float) else np.nan for v in values], dtype=float)
 
 
 def _near_integers(values: list[float]) -> bool:

@@ -156,21 +156,19 @@ def finish(out: Builder, lines: int | None) -> RunLog:
     header = out.meta.get("header", {})
     completed = bool(out.meta.get("completed"))
     total = header.get("total_steps") or out.meta.get("max_steps")
-    # Steps are derived on light copies (kind, step, epoch, progress); the frame is then built column by
-    # column from the compact records, so the peak stays near the size of the records themselves.
-    light = list(out.records.light(("kind", "step", "epoch", "_progress", "step_source")))
-    method = assign_steps(light, header.get("steps_per_epoch"), int(total) if total else None, completed)
-    n = len(light)
-    step = [r.get("step") for r in light]
-    step_source = [r.get("step_source") for r in light]
-    del light
-    columns = out.records.columns(skip=("table", "_progress", "step", "step_source"))
+    # Steps are derived on the record columns; the frame is then built column by column from them, so the
+    # peak stays near the size of the records themselves.
+    n = len(out.records)
+    columns = out.records.columns(skip=("table",))
     out.records = Records()
+    if n:
+        method = assign_steps(columns, header.get("steps_per_epoch"), int(total) if total else None, completed)
+    else:
+        method = "logged"
+    columns.pop("_progress", None)
     texts_col = columns.pop("_text", None)
     texts: list[str] = [t if isinstance(t, str) else "" for t in texts_col] if texts_col is not None else [""] * n
     del texts_col
-    columns["step"] = step
-    columns["step_source"] = step_source
     frame = frame_from_columns(columns, n)
     del columns
     frame["source"] = pd.Series([out.source] * len(frame), dtype="string")

@@ -107,7 +107,7 @@ class Records:
         for keys, g in groups.items():
             rows = members[g]
             # the group's rows as columns (one tuple per key), transposed in C
-            table = zip(*map(itemgetter(*keys), rows)) if len(keys) > 1 else ([r[keys[0]] for r in rows],)
+            table = zip(*map(itemgetter(*keys), rows), strict=True) if len(keys) > 1 else ([r[keys[0]] for r in rows],)
             cols: dict[str, Any] = {}
             for k, values in zip(keys, table, strict=True):
                 types = set(map(type, values))
@@ -138,15 +138,6 @@ class Records:
         for batch in self._batches:
             yield from self._unpack(batch)
         yield from self._tail
-
-    def light(self, keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-        """Each record reduced to ``keys`` (those it has), without rebuilding it whole."""
-        for gidx, gpos, packed in self._batches:
-            for g, p in zip(gidx, gpos, strict=True):
-                cols = packed[g][1]
-                yield {k: cols[k][p] for k in keys if k in cols}
-        for rec in self._tail:
-            yield {k: rec[k] for k in keys if k in rec}
 
     def columns(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
         """Every key as a whole column: a float64 numpy array (NaN = not logged) when every value is a

@@ -112,6 +112,14 @@ def _float(text: str | None) -> float | None:
     return v if isinstance(v, float) else None
 
 
+def _lane_float(raw: bytes) -> float | None:
+    """``_float`` of a number the fast lane matched (digits, sign, dot, ``e``: no quote, space or nan)."""
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
 def first_of_list(text: str) -> float | None:
     """``'1.96e-05, 1.96e-05'`` -> 1.96e-05 (DeepSpeed prints one lr per param group)."""
     head = text.split(",")[0].strip().strip("()[]'\" ")
@@ -197,8 +205,10 @@ class DeepSpeedParser(LineParser):
         step = match.group("step")
         if step is not None:
             out.saw("deepspeed")
+            lr = match.group("lr")
             values: dict[str, Any] = {"skipped_steps": float(match.group("skipped")),
-                                      "learning_rate": first_of_list(match.group("lr").decode("ascii"))}
+                                      "learning_rate": _lane_float(lr) if b"," not in lr and b" " not in lr
+                                      else first_of_list(lr.decode("ascii"))}
             if self.scale is not None:
                 values["loss_scale"] = self.scale
             self.last_opt = out.record("optimizer", values, Line(line.no, line.text, int(match.group("rank"))),
@@ -210,9 +220,9 @@ class DeepSpeedParser(LineParser):
             self.feed(line, out)
             return
         out.claimed = (line.no, line.text)
-        rec["samples_per_second"] = _float(match.group("samples").decode("ascii"))
-        rec["mem_allocated_gb"] = _float(match.group("mem").decode("ascii"))
-        rec["max_mem_allocated_gb"] = _float(match.group("max_mem").decode("ascii"))
+        rec["samples_per_second"] = _lane_float(match.group("samples"))
+        rec["mem_allocated_gb"] = _lane_float(match.group("mem"))
+        rec["max_mem_allocated_gb"] = _lane_float(match.group("max_mem"))
 
     # ------------------------------------------------------------------------------ engine
     @staticmethod

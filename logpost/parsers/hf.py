@@ -343,10 +343,11 @@ class HFParser(LineParser):
         when its keys are plain (``_PLAIN_KEY``) and its values numbers: the dict is matched against the
         shapes (key sequences) seen before, else read by :func:`quick_pairs` and its shape learnt."""
         chunk = line.text.rstrip()
-        for shape in self._shapes:
-            m = shape.template.fullmatch(chunk)
+        shape: Shape | None = None
+        for known in self._shapes:
+            m = known.template.fullmatch(chunk)
             if m is not None:
-                pairs = shape_values(shape.keys, m.groups())
+                shape, pairs = known, shape_values(known.keys, m.groups())
                 break
         else:
             pairs = quick_pairs(chunk)
