@@ -264,10 +264,11 @@ def loss_spike(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     roll = pd.Series(loss).rolling(params["window"], min_periods=1)
     prior = roll.median().shift(1).to_numpy()
     spikes = []
-    for i in range(params["min_prior"], len(loss) - 1):
+    at = np.arange(params["min_prior"], max(params["min_prior"], len(loss) - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        high = (prior[at] > 0) & (loss[at] / prior[at] >= params["factor"])  # the cheap half of the test, in numpy
+    for i in at[high].tolist():
         base = float(prior[i])
-        if not base > 0:
-            continue
         jump = loss[i] / base
         if jump >= params["factor"] and loss[i] - base >= params["min_delta"] \
                 and loss[i + 1] <= params["recover_factor"] * base:

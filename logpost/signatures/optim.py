@@ -76,7 +76,7 @@ def lr_anomaly(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
 def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     """grad_norm far above its own recent median (pre-clip values, so never compared with max_grad_norm)."""
     frame = ordered_train(run)
-    rows = frame[frame["grad_norm"].notna() & frame["grad_norm"].apply(lambda v: math.isfinite(v))]
+    rows = frame[np.isfinite(frame["grad_norm"].to_numpy(dtype="float64", na_value=np.nan))]
     rows = rows[rows["grad_norm"] > 0]
     n = len(rows)
     if n < params["min_records"]:
@@ -85,8 +85,8 @@ def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     start = float(pd.Series(g[:3]).median())  # the first three records: before any blow-up
     end = float(pd.Series(g[-max(3, n // 4):]).median())
     prior = pd.Series(g).rolling(params["window"], min_periods=1).median().shift(1).to_numpy()
-    spikes = [i for i in range(params["min_prior"], n)
-              if prior[i] > 0 and g[i] >= params["spike_factor"] * prior[i] and g[i] >= params["min_abs"]]
+    at = np.arange(params["min_prior"], n)
+    spikes = at[(prior[at] > 0) & (g[at] >= params["spike_factor"] * prior[at]) & (g[at] >= params["min_abs"])].tolist()
     sustained = start > 0 and end >= params["sustained_factor"] * start and end >= params["min_abs"]
     if not spikes and not sustained:
         return []
