@@ -141,8 +141,7 @@ def _lane(no: int, raw: bytes, lanes: list[Any], waits: list[Any], scanner: Scan
         if m is not None:
             scanner.pos += cut
             line = Line(no, m.group("text").decode("ascii"), None)
-            feed(line, m, out)
-            if not out.is_claimed(line):
+            if not feed(line, m, out):
                 for later in after:
                     later(line, out)
             return True

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
+
 from logpost.model import Event, Line
 
 MAX_STEP = 1 << 53  # steps are Int64 in the frame; no run has more (a float still holds them exactly)
@@ -41,10 +43,11 @@ class LineParser:
     def feed(self, line: Line, out: Builder) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> None:
+    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> bool:
         """Feed a line of the fast lane (``match``: the ``fast`` pattern's): :meth:`feed`, unless the parser
-        has a shorter way to the same result."""
+        has a shorter way to the same result. True when the line is claimed (the later parsers skip it)."""
         self.feed(line, out)
+        return out.is_claimed(line)
 
     def idle(self) -> bool:
         """False while the parser holds state a coming line may continue (an open table, a traceback):
@@ -90,21 +93,21 @@ class Records:
             del self._tail[: self.BATCH]
 
     def _pack(self, recs: list[dict[str, Any]]) -> None:
+        # records are grouped by key sequence: gidx says each one's group, gpos its row in the group
         groups: dict[tuple[str, ...], int] = {}
+        gidx = array("H", [groups.setdefault(keys, len(groups)) for keys in map(tuple, recs)])
+        codes = np.frombuffer(gidx, dtype=np.uint16)
+        pos = np.zeros(len(recs), dtype=np.uint32)
         members: list[list[dict[str, Any]]] = []
-        gidx, gpos = array("H"), array("I")
-        for rec in recs:
-            keys = tuple(rec)
-            keys = self._keys.setdefault(keys, keys)
-            g = groups.get(keys)
-            if g is None:
-                g = groups[keys] = len(members)
-                members.append([])
-            gidx.append(g)
-            gpos.append(len(members[g]))
-            members[g].append(rec)
+        for g in range(len(groups)):
+            at = np.flatnonzero(codes == g)
+            pos[at] = np.arange(len(at))
+            members.append(list(map(recs.__getitem__, at.tolist())))
+        gpos = array("I")
+        gpos.frombytes(pos.tobytes())
         packed = []
         for keys, g in groups.items():
+            keys = self._keys.setdefault(keys, keys)
             rows = members[g]
             # the group's rows as columns (one tuple per key), transposed in C
             table = zip(*map(itemgetter(*keys), rows), strict=True) if len(keys) > 1 else ([r[keys[0]] for r in rows],)
@@ -142,8 +145,6 @@ class Records:
     def columns(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
         """Every key as a whole column: a float64 numpy array (NaN = not logged) when every value is a
         number, else an object array (None = not logged); built from the packed columns directly."""
-        import numpy as np
-
         n = self._n
         kinds: dict[str, bool] = {}  # key -> all numeric so far
         for _, _, packed in self._batches:

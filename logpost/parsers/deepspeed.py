@@ -200,7 +200,7 @@ class DeepSpeedParser(LineParser):
                 out.saw("deepspeed")
                 out.set_meta("deepspeed_version", m.group(1), line)
 
-    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> None:
+    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> bool:
         """A step or timer line of the fast lane: what :meth:`_step` or :meth:`_timer` does, from the lane's groups."""
         step = match.group("step")
         if step is not None:
@@ -214,15 +214,16 @@ class DeepSpeedParser(LineParser):
             self.last_opt = out.record("optimizer", values, Line(line.no, line.text, int(match.group("rank"))),
                                        step=int(step))
             out.follow(self, 1)
-            return
+            return True
         rec = self.last_opt
         if rec is None or rec.get("step") != int(match.group("global_step")):
             self.feed(line, out)
-            return
+            return out.is_claimed(line)
         out.claimed = (line.no, line.text)
         rec["samples_per_second"] = _lane_float(match.group("samples"))
         rec["mem_allocated_gb"] = _lane_float(match.group("mem"))
         rec["max_mem_allocated_gb"] = _lane_float(match.group("max_mem"))
+        return True
 
     # ------------------------------------------------------------------------------ engine
     @staticmethod

@@ -338,7 +338,7 @@ class HFParser(LineParser):
             if m and m.group(1) not in ("None", "null", ""):
                 out.set_meta("model", m.group(1), line)
 
-    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> None:
+    def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> bool:
         """A line of the fast lane (a lone metric dict): what :meth:`feed` does with it, the short way
         when its keys are plain (``_PLAIN_KEY``) and its values numbers: the dict is matched against the
         shapes (key sequences) seen before, else read by :func:`quick_pairs` and its shape learnt."""
@@ -354,19 +354,32 @@ class HFParser(LineParser):
             shape = self._learn(pairs) if pairs else None
         if pairs is None or shape is None:
             self.feed(line, out)
-            return
+            return out.is_claimed(line)
         kind = shape.kind
         out.saw("hf")
         values = metric_values(pairs) if shape.fold else pairs
         if kind == "train":
-            step = self._progress(line, out)
+            step = self._lane_progress(match, out)
+            step = self._progress(line, out) if step is None else step
             if step is not None:
                 out.record(kind, values, line, text=chunk, _progress=step)
-                return
+                return True
         out.record(kind, values, line, text=chunk)
         if kind == "summary":
             out.set_meta("summary_line", line.no, line)
             out.set_meta("completed", True, line)
+        return True
+
+    @staticmethod
+    def _lane_progress(match: re.Match[bytes], out: Builder) -> int | None:
+        """:meth:`_progress` for a lane line whose earlier redraws hold a bar: the last of them (what
+        ``Scanner.last_part`` finds, read from the line itself); None: ask :meth:`_progress`."""
+        raw, cut = match.string, match.pos
+        i = raw.rfind(b"%|", 0, cut)
+        if i == -1:
+            return None
+        part = raw[raw.rfind(b"\r", 0, i) + 1: raw.find(b"\r", i, cut)]
+        return _bar_step(part, out.meta.get("header", {}).get("total_steps"))
 
     def _learn(self, pairs: dict[str, Any]) -> Shape | None:
         """The shape of a dict read by :func:`quick_pairs`, kept (up to 16) when :meth:`feed` would do no
