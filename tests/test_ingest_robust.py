@@ -321,3 +321,26 @@ def test_packed_mixed_types(tmp_path, monkeypatch):
 
     pd.testing.assert_frame_equal(plain.frame.drop(columns="source"), packed.frame.drop(columns="source"))
     assert packed.frame.note.dropna().iloc[0] == "x0" and packed.frame.loss.isna().sum() > 0
+
+
+def test_packed_rows_and_dicts_of_one_shape(tmp_path, monkeypatch):
+    """The same metric dict recorded as a row (fast lane) and as a dict (the generic path: a colour code the
+    normaliser strips) packs into one group, in order."""
+    import pandas as pd
+
+    from logpost.parsers.base import Records
+
+    lines = []
+    for i in range(1, 41):
+        bar = f"  {i}%|##   | {i}/40 [00:0{i % 10}<00:10,  1.00it/s]"
+        tail = "\x1b[0m" if i % 3 == 0 else ""
+        lines.append(f"{bar}\r{{'loss': {1 + i / 100}, 'grad_norm': {i}.5, 'learning_rate': 1e-05, 'epoch': 0.{i:02d}}}{tail}")
+    text = ("\n".join(lines) + "\n").encode()
+    plain = parse(write(tmp_path, text))
+    monkeypatch.setattr(Records, "BATCH", 4)
+    monkeypatch.setattr(Records, "TAIL", 2)
+    packed = parse(write(tmp_path, text, "p.log"))
+    pd.testing.assert_frame_equal(plain.frame.drop(columns="source"), packed.frame.drop(columns="source"))
+    assert packed.texts == plain.texts
+    assert packed.frame["loss"].tolist() == [1 + i / 100 for i in range(1, 41)]
+    assert packed.frame["step"].tolist() == list(range(1, 41))

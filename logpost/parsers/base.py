@@ -69,48 +69,51 @@ FOLD_FIELDS = {
 }
 
 
+# A record: a dict, or a row (its key sequence, its values) that no parser changes after it is made
+Record = dict[str, Any] | tuple[tuple[str, ...], list[Any]]
+
+
+def _items(rec: Record) -> Any:
+    return zip(rec[0], rec[1], strict=True) if isinstance(rec, tuple) else rec.items()
+
+
 class Records:
     """Metric records, kept compact: a record is a dict while parsers may still add to it (the last
-    :attr:`TAIL`); older ones are packed by batch and key set into typed columns (``array('d')`` for
-    floats, ``array('q')`` for ints, lists otherwise). Memory grows with records only: ~0.25 KB each
-    with its evidence text, against ~1 KB as dicts."""
+    :attr:`TAIL`) or a row (see :meth:`Builder.row`); older ones are packed by batch and key sequence into
+    typed columns (``array('d')`` for floats, ``array('q')`` for ints, lists otherwise). Memory grows
+    with records only: ~0.25 KB each with its evidence text, against ~1 KB as dicts."""
 
     TAIL = 32
     BATCH = 1024
 
     def __init__(self) -> None:
-        # batches: list of (order: list of (group index, position)), groups: (keys, {key: column})
-        self._batches: list[tuple[array, array, list[tuple[tuple[str, ...], dict[str, Any]]]]] = []
-        self._tail: list[dict[str, Any]] = []
+        # batches: (each record's group, in order; the groups: (keys, {key: column}))
+        self._batches: list[tuple[array, list[tuple[tuple[str, ...], dict[str, Any]]]]] = []
+        self._tail: list[Record] = []
         self._n = 0
         self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
 
-    def append(self, rec: dict[str, Any]) -> None:
+    def append(self, rec: Record) -> None:
         self._tail.append(rec)
         self._n += 1
         if len(self._tail) >= self.BATCH + self.TAIL:
             self._pack(self._tail[: self.BATCH])
             del self._tail[: self.BATCH]
 
-    def _pack(self, recs: list[dict[str, Any]]) -> None:
-        # records are grouped by key sequence: gidx says each one's group, gpos its row in the group
+    def _pack(self, recs: list[Record]) -> None:
+        # records are grouped by key sequence (gidx: each one's group); a group's rows keep their order
         groups: dict[tuple[str, ...], int] = {}
-        gidx = array("H", [groups.setdefault(keys, len(groups)) for keys in map(tuple, recs)])
+        seqs = [r[0] if isinstance(r, tuple) else tuple(r) for r in recs]
+        gidx = array("H", [groups.setdefault(keys, len(groups)) for keys in seqs])
         codes = np.frombuffer(gidx, dtype=np.uint16)
-        pos = np.zeros(len(recs), dtype=np.uint32)
-        members: list[list[dict[str, Any]]] = []
-        for g in range(len(groups)):
-            at = np.flatnonzero(codes == g)
-            pos[at] = np.arange(len(at))
-            members.append(list(map(recs.__getitem__, at.tolist())))
-        gpos = array("I")
-        gpos.frombytes(pos.tobytes())
+        members = [list(map(recs.__getitem__, np.flatnonzero(codes == g).tolist())) for g in range(len(groups))]
         packed = []
         for keys, g in groups.items():
             keys = self._keys.setdefault(keys, keys)
             rows = members[g]
-            # the group's rows as columns (one tuple per key), transposed in C
-            table = zip(*map(itemgetter(*keys), rows), strict=True) if len(keys) > 1 else ([r[keys[0]] for r in rows],)
+            # the group's records as columns (one tuple per key), transposed in C
+            get = itemgetter(*keys) if len(keys) > 1 else lambda r, k=keys[0]: (r[k],)
+            table = zip(*[r[1] if type(r) is tuple else get(r) for r in rows], strict=True)
             cols: dict[str, Any] = {}
             for k, values in zip(keys, table, strict=True):
                 types = set(map(type, values))
@@ -121,7 +124,7 @@ class Records:
                 else:
                     cols[k] = list(values)
             packed.append((keys, cols))
-        self._batches.append((gidx, gpos, packed))
+        self._batches.append((gidx, packed))
 
     def __len__(self) -> int:
         return self._n
@@ -129,37 +132,24 @@ class Records:
     def __bool__(self) -> bool:
         return self._n > 0
 
-    @staticmethod
-    def _unpack(batch: tuple[array, array, list[tuple[tuple[str, ...], dict[str, Any]]]]) -> Iterator[dict[str, Any]]:
-        gidx, gpos, packed = batch
-        for g, p in zip(gidx, gpos, strict=True):
-            keys, cols = packed[g]
-            yield {k: cols[k][p] for k in keys}
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        """Each record as a fresh dict (packed ones rebuilt one at a time)."""
-        for batch in self._batches:
-            yield from self._unpack(batch)
-        yield from self._tail
-
     def columns(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
         """Every key as a whole column: a float64 numpy array (NaN = not logged) when every value is a
         number, else an object array (None = not logged); built from the packed columns directly."""
         n = self._n
         kinds: dict[str, bool] = {}  # key -> all numeric so far
-        for _, _, packed in self._batches:
+        for _, packed in self._batches:
             for _, cols in packed:
                 for k, c in cols.items():
                     kinds[k] = kinds.get(k, True) and isinstance(c, array)
         for rec in self._tail:
-            for k, v in rec.items():
+            for k, v in _items(rec):
                 kinds[k] = kinds.get(k, True) and type(v) in (float, int)
         out: dict[str, Any] = {}
         for k, numeric in kinds.items():
             if k not in skip:
                 out[k] = np.full(n, np.nan) if numeric else np.full(n, None, dtype=object)
         row = 0
-        for gidx, _gpos, packed in self._batches:
+        for gidx, packed in self._batches:
             g_arr = np.frombuffer(gidx, dtype=np.uint16) if len(gidx) else np.zeros(0, np.uint16)
             for g, (_, cols) in enumerate(packed):
                 rows = row + np.flatnonzero(g_arr == g)
@@ -172,7 +162,7 @@ class Records:
                             dest[rows] = list(c)
             row += len(gidx)
         for i, rec in enumerate(self._tail, start=row):
-            for k, v in rec.items():
+            for k, v in _items(rec):
                 if k in out:
                     out[k][i] = v
         return out
@@ -223,6 +213,13 @@ class Builder:
         rec.update(extra)
         self.records.append(rec)
         return rec
+
+    def row(self, keys: tuple[str, ...], values: list[Any], line: Line) -> None:
+        """A record as :meth:`record` makes it, given whole: ``keys`` in the order it would hold them (the
+        metrics, ``kind``, ``line``, ``_text``, then extras), ``values`` finite numbers for the metrics and the
+        rest as it would set them, and a ``line`` without rank. No dict is made (the fast lanes' records)."""
+        self.claimed = (line.no, line.text)
+        self.records.append((keys, values))
 
     # ---------------------------------------------------------------- events
     def event(self, kind: str, line: Line, text: str | None = None, /, **data: Any) -> None:

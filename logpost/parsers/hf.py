@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from typing import Any, NamedTuple
@@ -188,6 +189,7 @@ class Shape(NamedTuple):
     keys: tuple[str, ...]
     kind: str  # record_kind
     fold: bool  # metric_values changes the keys
+    rows: tuple[tuple[str, ...], tuple[str, ...]]  # the keys of its record (Builder.row), without and with _progress
 
 
 _VALUE = "[^,']*|'[^,']*'"  # a value quick_pairs reads: no comma, quoted whole or not at all
@@ -347,6 +349,15 @@ class HFParser(LineParser):
         for known in self._shapes:
             m = known.template.fullmatch(chunk)
             if m is not None:
+                if not known.fold:  # the common case: bare finite numbers, a row without any dict
+                    try:
+                        numbers = list(map(float, m.groups()))
+                        finite = math.isfinite(sum(numbers))
+                    except ValueError:
+                        finite = False
+                    if finite:
+                        self._row(known, numbers, line, chunk, match, out)
+                        return True
                 shape, pairs = known, shape_values(known.keys, m.groups())
                 break
         else:
@@ -370,6 +381,24 @@ class HFParser(LineParser):
             out.set_meta("completed", True, line)
         return True
 
+    def _row(self, shape: Shape, values: list[Any], line: Line, chunk: str, match: re.Match[bytes],
+             out: Builder) -> None:
+        """What the rest of :meth:`fast_feed` records for a dict of finite numbers, as a row."""
+        out.saw("hf")
+        kind = shape.kind
+        values += (kind, line.no, chunk[:500])
+        if kind == "train":
+            step = self._lane_progress(match, out)
+            step = self._progress(line, out) if step is None else step
+            if step is not None:
+                values.append(step)
+                out.row(shape.rows[1], values, line)
+                return
+        out.row(shape.rows[0], values, line)
+        if kind == "summary":
+            out.set_meta("summary_line", line.no, line)
+            out.set_meta("completed", True, line)
+
     @staticmethod
     def _lane_progress(match: re.Match[bytes], out: Builder) -> int | None:
         """:meth:`_progress` for a lane line whose earlier redraws hold a bar: the last of them (what
@@ -389,7 +418,9 @@ class HFParser(LineParser):
                 or not (METRIC_KEYS & pairs.keys() or any(k.startswith("eval_") for k in keys)):
             return None
         template = re.compile("\\{" + ", ".join(f"'{re.escape(k)}': ({_VALUE})" for k in keys) + "\\}")
-        shape = Shape(template, keys, record_kind(pairs), "step" in pairs or not ALIASES.keys().isdisjoint(pairs))
+        row = (*keys, "kind", "line", "_text")
+        shape = Shape(template, keys, record_kind(pairs), "step" in pairs or not ALIASES.keys().isdisjoint(pairs),
+                      (row, (*row, "_progress")))
         if len(self._shapes) < 16:
             self._shapes.append(shape)
         return shape
