@@ -11,12 +11,13 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import Any
-
-import jinja2
-from markupsafe import Markup, escape
+from typing import TYPE_CHECKING, Any
 
 from logpost.model import InputError, Postmortem, Severity
+
+if TYPE_CHECKING:  # jinja2 is imported when a template is rendered (JSON and terminal output need none)
+    import jinja2
+    from markupsafe import Markup
 from logpost.report.context import (
     Chart,
     ReportContext,
@@ -53,6 +54,8 @@ def environment(template_dir: str | None = None, autoescape: bool | None = None,
 
 @functools.lru_cache(maxsize=16)
 def _environment(template_dir: str | None, autoescape: bool | None) -> jinja2.Environment:
+    import jinja2
+
     package = jinja2.FileSystemLoader(str(resources.files("logpost.templates")))
     # "default/<name>" always means the package's file, even if DIR has a "default" folder.
     loaders: list[jinja2.BaseLoader] = [jinja2.PrefixLoader({"default": package}), package]
@@ -82,6 +85,8 @@ _TICKS = re.compile(r"`([^`\n]+)`")
 
 def ticks(text: str) -> Markup:
     """Escape ``text`` and show Markdown-style `code` spans (catalogue texts use them) as <code>."""
+    from markupsafe import Markup, escape
+
     return Markup(_TICKS.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(str(text)))))
 
 
@@ -91,6 +96,8 @@ def _is_html(name: str | None) -> bool:
 
 def _asset(env: jinja2.Environment, name: str) -> Markup:
     """A template-folder file inlined verbatim (the stylesheet): overridable like a template."""
+    from markupsafe import Markup
+
     assert env.loader is not None
     source, _, _ = env.loader.get_source(env, name)
     return Markup(source)
@@ -109,6 +116,8 @@ def render_markdown(pm: Postmortem, lang: str = "both", template_dir: str | None
 
 def _render(env: jinja2.Environment, name: str, template_dir: str | None, **values: Any) -> str:
     """Render a template; a mistake in a user's ``--template-dir`` is an InputError (one line, exit 2)."""
+    import jinja2
+
     try:
         return env.get_template(name).render(**values)
     except jinja2.TemplateError as exc:
