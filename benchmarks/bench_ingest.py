@@ -7,8 +7,8 @@ repeated per rank, and a rank-prefixed CUDA OOM traceback at the end), then runs
 * ``grep -E -c`` with 10 patterns over the same file (the floor we compare against);
 * ``python3 -m logpost analyze FILE -f json`` in a child process.
 
-Each is timed on a warm page cache (the file is read once first) and its peak RSS is taken from
-``wait4``. Figures are printed as a Markdown table, ready for docs/benchmarks.md.
+Each is timed on a warm page cache (the file is read once first), with logpost's bytecode compiled
+(as an installed package has it), and its peak RSS is taken from ``wait4``. Figures are printed as a Markdown table, ready for docs/benchmarks.md.
 
 Usage::
 
