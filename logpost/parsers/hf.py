@@ -342,62 +342,49 @@ class HFParser(LineParser):
 
     def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> bool:
         """A line of the fast lane (a lone metric dict): what :meth:`feed` does with it, the short way
-        when its keys are plain (``_PLAIN_KEY``) and its values numbers: the dict is matched against the
-        shapes (key sequences) seen before, else read by :func:`quick_pairs` and its shape learnt."""
+        when its keys are plain (``_PLAIN_KEY``) and its values numbers. The dict is matched against the
+        shapes (key sequences) seen before, else read by :func:`quick_pairs` and its shape learnt; one of
+        bare finite numbers becomes a row (:meth:`Builder.row`), no dict made."""
         chunk = line.text.rstrip()
         shape: Shape | None = None
+        numbers: list[Any] | None = None
         for known in self._shapes:
             m = known.template.fullmatch(chunk)
             if m is not None:
-                if not known.fold:  # the common case: bare finite numbers, a row without any dict
+                shape, pairs = known, None
+                if not known.fold:
                     try:
                         numbers = list(map(float, m.groups()))
-                        finite = math.isfinite(sum(numbers))
+                        if not math.isfinite(sum(numbers)):
+                            numbers = None
                     except ValueError:
-                        finite = False
-                    if finite:
-                        self._row(known, numbers, line, chunk, match, out)
-                        return True
-                shape, pairs = known, shape_values(known.keys, m.groups())
+                        pass
+                if numbers is None:
+                    pairs = shape_values(known.keys, m.groups())
                 break
         else:
             pairs = quick_pairs(chunk)
             shape = self._learn(pairs) if pairs else None
-        if pairs is None or shape is None:
+        if shape is None or (numbers is None and pairs is None):
             self.feed(line, out)
             return out.is_claimed(line)
-        kind = shape.kind
         out.saw("hf")
-        values = metric_values(pairs) if shape.fold else pairs
+        kind = shape.kind
+        step = None
         if kind == "train":
             step = self._lane_progress(match, out)
             step = self._progress(line, out) if step is None else step
-            if step is not None:
-                out.record(kind, values, line, text=chunk, _progress=step)
-                return True
-        out.record(kind, values, line, text=chunk)
+        if numbers is not None:
+            numbers += (kind, line.no, chunk[:500]) if step is None else (kind, line.no, chunk[:500], step)
+            out.row(shape.rows[step is not None], numbers, line)
+        else:
+            assert pairs is not None
+            extra = {} if step is None else {"_progress": step}
+            out.record(kind, metric_values(pairs) if shape.fold else pairs, line, text=chunk, **extra)
         if kind == "summary":
             out.set_meta("summary_line", line.no, line)
             out.set_meta("completed", True, line)
         return True
-
-    def _row(self, shape: Shape, values: list[Any], line: Line, chunk: str, match: re.Match[bytes],
-             out: Builder) -> None:
-        """What the rest of :meth:`fast_feed` records for a dict of finite numbers, as a row."""
-        out.saw("hf")
-        kind = shape.kind
-        values += (kind, line.no, chunk[:500])
-        if kind == "train":
-            step = self._lane_progress(match, out)
-            step = self._progress(line, out) if step is None else step
-            if step is not None:
-                values.append(step)
-                out.row(shape.rows[1], values, line)
-                return
-        out.row(shape.rows[0], values, line)
-        if kind == "summary":
-            out.set_meta("summary_line", line.no, line)
-            out.set_meta("completed", True, line)
 
     @staticmethod
     def _lane_progress(match: re.Match[bytes], out: Builder) -> int | None:
