@@ -149,3 +149,21 @@ def test_analyze_faithdiff_overflow_explains_nan():
 
     ids = [f.id for f in analyze(fixture("deepspeed/fp16-overflow-to-1-nan-loss-accelerate-faithdiff-34.log")).findings]
     assert ids[0] == "FP16_OVERFLOW" and "NAN_LOSS" in ids
+
+
+def test_critical_fatal_and_oom_kill_lines_alone_are_events(tmp_path):
+    """Lines at CRITICAL/FATAL level and the kernel's oom-kill summary hold no other marker: they reach the
+    event parser on their own (they were found only when some other marker happened to be on the line)."""
+    p = tmp_path / "crit.log"
+    p.write_text(
+        "{'loss': 1.2, 'grad_norm': 3.4, 'learning_rate': 1e-05, 'epoch': 0.1}\n"
+        "CRITICAL:root:checkpoint shard 3 is missing, stopping\n"
+        "2024-05-01 10:00:00.000 | CRITICAL | __main__:main:42 - dataset cache is corrupt\n"
+        "[FATAL] rendezvous: no peers after 600 s\n"
+        "[123456.789012] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
+        "global_oom,task_memcg=/user.slice,task=python,pid=4242,uid=1000\n",
+        encoding="utf-8")
+    run = parse(str(p))
+    errors = {e.line: e for e in run.events if e.kind == "error"}
+    assert sorted(errors) == [2, 3, 4, 5]
+    assert errors[5].data.get("tag") == "killed"

@@ -72,7 +72,7 @@ above it also carries that ``tag`` and its fields. A traceback with frames but n
 still an event (text ``Traceback (most recent call last): (no exception line)``, ``exc_type`` None, at
 its first line); tag ``traceback_cut`` when the log ended inside it. Tracebacks of several ranks may interleave
 (``[rank0]:`` / ``[rank1]:`` prefixes) and are assembled per rank; Python 3.11 ``^^^^`` marker lines
-and source lines are skipped. Other lines at ERROR / WARNING level (logging, glog ``E1206``/``W1206``,
+and source lines are skipped. Other lines at ERROR (CRITICAL, FATAL) / WARNING level (logging, glog ``E1206``/``W1206``,
 ``[E ...]``/``[W ...]``, ``*Error:``, ``*Warning:``) become untagged error / warning events.
 In a run directory every event also has ``data["source"]``, the file it came from.
 """
@@ -239,8 +239,8 @@ class EventParser(LineParser):
 
     # glog: "E1206 18:44:12...", "[E ProcessGroupNCCL.cpp:475]", "[rank4]:[E1206 ..."; dmesg oom-kill lines
     # say "Killed process"
-    markers = ("Traceback (most recent call last)", "Error", "ERROR", "Exception", "WARN", "Warning",
-               "Killed", " killed ", "zsh: killed", "已杀死", "out of memory", "[E ", "[W ",
+    markers = ("Traceback (most recent call last)", "Error", "ERROR", "CRITICAL", "FATAL", "Exception", "WARN",
+               "Warning", "Killed", " killed ", "zsh: killed", "已杀死", "oom-kill", "out of memory", "[E ", "[W ",
                "CANCELLED", "Assertion `",
                *(f"[{c}{d}" for c in "EW" for d in range(2, 10)), *MASKING,
                # glog's level and month ("E1206 18:44:12"): three bytes (two-byte markers made the scan a quarter slower)
