@@ -94,3 +94,34 @@ def test_bar_step_reads_the_last_bare_training_bar():
     two = b"Tokenizing Prompts:  50%|##| 5/10 [00:01<00:01] 30%|###| 3/10 [00:03<00:07]"
     assert hf._bar_step(two, None) == 3
     assert hf._bar_step(b" 30%|###| 3/10 [00:03<00:07] 40%|####| 4/10 [00:04<00:06]", None) == 4
+
+
+# Metric dicts of many shapes and value forms: the lane's short path (learnt shapes, rows) must read them
+# exactly as the generic dict parser and Builder.record do, packed or not.
+KEYS = ["loss", "grad_norm", "learning_rate", "epoch", "eval_loss", "eval_runtime", "train_runtime", "train_loss",
+        "lr", "step", "tokens/trainable", "rewards/chosen", "memory/max_active (GiB)", "Step:", "global_step/max_steps",
+        "num_tokens", "x y", "ppl"]
+VALUES = ["1.0", "0", "3", "-2.5e-07", "1e+05", "nan", "inf", "-inf", "'0.0003'", "'0'", "'abc'", "True", "None",
+          "tensor(1.5, device='cuda:0')", "1_000", "1.2.3", "'10/1000'", "1.7976931348623157e+308"]
+
+
+@st.composite
+def dict_lines(draw: st.DrawFn) -> str:
+    keys = draw(st.lists(st.sampled_from(KEYS[:6]) | st.sampled_from(KEYS), min_size=1, max_size=6))
+    body = ", ".join(f"'{k}': {draw(st.sampled_from(VALUES[:4]) | st.sampled_from(VALUES))}" for k in keys)
+    line = "{" + body + "}"
+    return draw(st.sampled_from(["", BAR, BAR + "\r" + BAR])) + line + draw(st.sampled_from(["", "  "]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(dict_lines(), min_size=1, max_size=12), st.lists(st.integers(0, 11), max_size=40))
+def test_generated_dicts_same_with_and_without_lanes(tmp_path, monkeypatch, shapes, picks):
+    from logpost.parsers.base import Records
+
+    monkeypatch.setattr(Records, "BATCH", 4)  # rows and dicts packed together, as in a large log
+    monkeypatch.setattr(Records, "TAIL", 2)
+    lines = shapes + [shapes[i % len(shapes)] for i in picks]  # shapes repeat: learnt, then matched
+    path = tmp_path / "dicts.log"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fast, slow = both(str(path), monkeypatch)
+    assert fast == slow
