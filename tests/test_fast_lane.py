@@ -100,7 +100,8 @@ def test_bar_step_reads_the_last_bare_training_bar():
 # exactly as the generic dict parser and Builder.record do, packed or not.
 KEYS = ["loss", "grad_norm", "learning_rate", "epoch", "eval_loss", "eval_runtime", "train_runtime", "train_loss",
         "lr", "step", "tokens/trainable", "rewards/chosen", "memory/max_active (GiB)", "Step:", "global_step/max_steps",
-        "num_tokens", "x y", "ppl"]
+        "num_tokens", "x y", "ppl", "memory/max_active (GiB)", "model_name_or_path", "TrainOutput(", "trainable params",
+        "Training Loss"]
 VALUES = ["1.0", "0", "3", "-2.5e-07", "1e+05", "nan", "inf", "-inf", "'0.0003'", "'0'", "'abc'", "True", "None",
           "tensor(1.5, device='cuda:0')", "1_000", "1.2.3", "'10/1000'", "1.7976931348623157e+308"]
 

@@ -160,9 +160,10 @@ def parse_dict(text: str) -> dict[str, Any] | None:
     return out
 
 
-# keys the short path of the fast lane takes: none holds what HFParser.feed looks for besides the dict
-# ("TrainOutput(", "Step:", " = ", "loss=", "*****", ...)
-_PLAIN_KEY = re.compile(r"[\w/.\-]{1,200}", re.ASCII)
+# keys the short path of the fast lane takes ("memory/max_active (GiB)"): none can hold what HFParser.feed
+# acts on besides the dict (no "=", "*", "|" or ":"; not the texts below)
+_PLAIN_KEY = re.compile(r"[\w/.\- ()]{1,200}", re.ASCII)
+_FEED_KEYS = ("name_or_path", "TrainingArguments(", "TrainOutput(", "global_step/max_steps")
 
 
 def quick_pairs(chunk: str) -> dict[str, Any] | None:
@@ -399,9 +400,9 @@ class HFParser(LineParser):
 
     def _learn(self, pairs: dict[str, Any]) -> Shape | None:
         """The shape of a dict read by :func:`quick_pairs`, kept (up to 16) when :meth:`feed` would do no
-        more than record it: plain keys, no step key, a metric dict."""
+        more than record it: plain keys (none that feed acts on), a metric dict."""
         keys = tuple(pairs)
-        if "global_step/max_steps" in pairs or not all(_PLAIN_KEY.fullmatch(k) for k in keys) \
+        if not all(_PLAIN_KEY.fullmatch(k) and not any(f in k for f in _FEED_KEYS) for k in keys) \
                 or not (METRIC_KEYS & pairs.keys() or any(k.startswith("eval_") for k in keys)):
             return None
         template = re.compile("\\{" + ", ".join(f"'{re.escape(k)}': ({_VALUE})" for k in keys) + "\\}")
