@@ -213,6 +213,21 @@ def shape_values(keys: tuple[str, ...], values: tuple[str, ...]) -> dict[str, An
     return out
 
 
+def finite_numbers(values: tuple[str, ...]) -> list[float] | None:
+    """What :func:`shape_values` reads from a shape's groups, when every value is a finite number (bare, or
+    quoted as transformers 5 prints them); else None."""
+    try:
+        out: list[Any] = list(map(float, values))
+    except ValueError:
+        try:
+            out = [to_number(v) if v[:1] == "'" else float(v) for v in values]
+        except ValueError:
+            return None
+        if not all(type(x) is float for x in out):
+            return None
+    return out if math.isfinite(sum(out)) else None
+
+
 def _swift_step(value: Any, out: Builder) -> int | None:
     """ms-swift's ``'global_step/max_steps': '10/1000'``: the step, and the planned total as the header's."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value) if isinstance(value, str) else None
@@ -354,12 +369,7 @@ class HFParser(LineParser):
             if m is not None:
                 shape, pairs = known, None
                 if not known.fold:
-                    try:
-                        numbers = list(map(float, m.groups()))
-                        if not math.isfinite(sum(numbers)):
-                            numbers = None
-                    except ValueError:
-                        pass
+                    numbers = finite_numbers(m.groups())
                 if numbers is None:
                     pairs = shape_values(known.keys, m.groups())
                 break
