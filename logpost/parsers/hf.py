@@ -359,8 +359,8 @@ class HFParser(LineParser):
     def fast_feed(self, line: Line, match: re.Match[bytes], out: Builder) -> bool:
         """A line of the fast lane (a lone metric dict): what :meth:`feed` does with it, the short way
         when its keys are plain (``_PLAIN_KEY``) and its values numbers. The dict is matched against the
-        shapes (key sequences) seen before, else read by :func:`quick_pairs` and its shape learnt; one of
-        bare finite numbers becomes a row (:meth:`Builder.row`), no dict made."""
+        shapes (key sequences) seen before, else read by :func:`quick_pairs` and its shape learnt; one whose
+        values are all finite numbers (bare or quoted) becomes a row (:meth:`Builder.row`), no dict made."""
         chunk = line.text.rstrip()
         shape: Shape | None = None
         numbers: list[Any] | None = None
