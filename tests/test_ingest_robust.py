@@ -301,9 +301,18 @@ def test_packed_records_give_the_same_frame(monkeypatch, rel):
     assert plain.texts == packed.texts
 
 
-def test_packed_mixed_types(tmp_path, monkeypatch):
+def plain_and_packed(tmp_path, monkeypatch, lines, batch, tail):
+    """The same log parsed with the default record batches, then packed every ``batch`` records."""
     from logpost.parsers.base import Records
 
+    text = ("\n".join(lines) + "\n").encode()
+    plain = parse(write(tmp_path, text))
+    monkeypatch.setattr(Records, "BATCH", batch)
+    monkeypatch.setattr(Records, "TAIL", tail)
+    return plain, parse(write(tmp_path, text, "p.log"))
+
+
+def test_packed_mixed_types(tmp_path, monkeypatch):
     lines = []
     for i in range(40):
         if i % 3 == 0:
@@ -312,11 +321,7 @@ def test_packed_mixed_types(tmp_path, monkeypatch):
             lines.append(f"{{'loss': nan, 'grad_norm': {i}.5, 'learning_rate': 1e-05, 'epoch': 0.{i}}}")
         else:
             lines.append(f"[INFO] [logging.py:96:log_dist] [Rank 0] step={i}, skipped=1, lr=[0.1], mom=[0.9]")
-    text = ("\n".join(lines) + "\n").encode()
-    plain = parse(write(tmp_path, text))
-    monkeypatch.setattr(Records, "BATCH", 4)
-    monkeypatch.setattr(Records, "TAIL", 2)
-    packed = parse(write(tmp_path, text, "p.log"))
+    plain, packed = plain_and_packed(tmp_path, monkeypatch, lines, 4, 2)
     import pandas as pd
 
     pd.testing.assert_frame_equal(plain.frame.drop(columns="source"), packed.frame.drop(columns="source"))
@@ -328,18 +333,12 @@ def test_packed_rows_and_dicts_of_one_shape(tmp_path, monkeypatch):
     normaliser strips) packs into one group, in order."""
     import pandas as pd
 
-    from logpost.parsers.base import Records
-
     lines = []
     for i in range(1, 41):
         bar = f"  {i}%|##   | {i}/40 [00:0{i % 10}<00:10,  1.00it/s]"
         tail = "\x1b[0m" if i % 3 == 0 else ""
         lines.append(f"{bar}\r{{'loss': {1 + i / 100}, 'grad_norm': {i}.5, 'learning_rate': 1e-05, 'epoch': 0.{i:02d}}}{tail}")
-    text = ("\n".join(lines) + "\n").encode()
-    plain = parse(write(tmp_path, text))
-    monkeypatch.setattr(Records, "BATCH", 4)
-    monkeypatch.setattr(Records, "TAIL", 2)
-    packed = parse(write(tmp_path, text, "p.log"))
+    plain, packed = plain_and_packed(tmp_path, monkeypatch, lines, 4, 2)
     pd.testing.assert_frame_equal(plain.frame.drop(columns="source"), packed.frame.drop(columns="source"))
     assert packed.texts == plain.texts
     assert packed.frame["loss"].tolist() == [1 + i / 100 for i in range(1, 41)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from array import array
@@ -59,6 +60,12 @@ class LineParser:
 
 
 _FOLD_DIGITS = re.compile(r"\d+")
+
+
+@functools.lru_cache(maxsize=4096)  # per-rank warnings repeat verbatim
+def _fold(text: str) -> str:
+    """An event text with its digits folded: what tells repeated events apart."""
+    return _FOLD_DIGITS.sub("#", text)
 # Fields that tell apart events whose texts differ only in digits (timestamps, pids fold; scales do not).
 FOLD_FIELDS = {
     "overflow": ("attempted_scale", "next_scale", "hysteresis"),
@@ -175,7 +182,6 @@ class Builder:
         self.source = source
         self.records = Records()
         self._events: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self._folded: dict[str, str] = {}  # event text -> its fold key (see event)
         self.events_dropped = 0
         self.meta: dict[str, Any] = {}
         self.frameworks: Counter[str] = Counter()
@@ -232,13 +238,7 @@ class Builder:
         text = (text if text is not None else line.text).strip()
         tag = data.get("tag")
         fields = tuple(repr(data.get(f)) for f in FOLD_FIELDS.get(tag, ())) if tag else ()
-        head = text[:300]
-        folded = self._folded.get(head)
-        if folded is None:  # (per-rank warnings repeat verbatim: a fold is remembered, for 4,096 texts)
-            if len(self._folded) >= 4096:
-                self._folded.clear()
-            folded = self._folded[head] = _FOLD_DIGITS.sub("#", head)
-        key = (kind, folded, tag, line.rank if tag else None, fields)
+        key = (kind, _fold(text[:300]), tag, line.rank if tag else None, fields)
         acc = self._events.get(key)
         if acc is not None:
             acc["count"] += 1

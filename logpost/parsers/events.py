@@ -79,6 +79,7 @@ In a run directory every event also has ``data["source"]``, the file it came fro
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -229,6 +230,9 @@ def _decide(text: str) -> tuple[str, str, dict[str, Any]] | None:
     return None
 
 
+_remembered_decision = functools.lru_cache(maxsize=LEVEL_MEMO)(_decide)
+
+
 def _kind_for(tag: str | None, default: str) -> str:
     return "error" if tag in ("cuda_oom", "loss_scale_min", "killed", "nccl_error", "exit") else default
 
@@ -249,7 +253,6 @@ class EventParser(LineParser):
     def __init__(self) -> None:
         self.open: dict[int | None, dict[str, Any]] = {}
         self.pending: dict[str, Any] | None = None  # a CUDA OOM message cut by a hard wrap
-        self._decisions: dict[str, tuple[str, str, dict[str, Any]] | None] = {}
 
     def idle(self) -> bool:
         return not self.open and self.pending is None
@@ -366,14 +369,7 @@ class EventParser(LineParser):
         # The same text gives the same decision (per-rank warnings repeat verbatim): it is kept, up to
         # LEVEL_MEMO texts, and only replayed.
         text = line.text
-        if text in self._decisions:
-            decision = self._decisions[text]
-        else:
-            decision = _decide(text)
-            if len(text) <= MEMO_TEXT:
-                if len(self._decisions) >= LEVEL_MEMO:
-                    self._decisions.clear()
-                self._decisions[text] = decision
+        decision = _remembered_decision(text) if len(text) <= MEMO_TEXT else _decide(text)
         if decision is not None:
             how, kind, data = decision
             if how == "emit":
