@@ -1,4 +1,4 @@
-"""The command line: the only module that imports click. Each command is a thin layer over the library.
+"""The command line (the click commands; the terminal renderers use click only to colour). Each command is a thin layer over the library.
 
 Exit codes: 0 nothing at or above ``--fail-on``; 1 something is; 2 usage error or unreadable input
 (one line on stderr, no traceback unless ``--debug``).
