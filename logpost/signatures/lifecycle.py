@@ -154,16 +154,20 @@ def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     rows = train[train["step"].notna()]
     if rows.empty:
         rows = run.frame[(run.frame["kind"] == "optimizer") & run.frame["step"].notna()]
-    whole = bool(run.meta.get("header", {}).get("total_steps"))
+    # the log holds the run's start: the header that announced the total comes before the first record
+    header = run.meta.get("_lines", {}).get("header:total_steps")
+    first_line = rows["line"].dropna()
+    whole = bool(header and (first_line.empty or header[0] < float(first_line.min())))
     if not total or rows.empty or (not whole and len(rows) < params["min_records"]):
         return []
+    if find_stall(run, params) is not None:
+        return []  # it stalled: SLOW_THROUGHPUT / NCCL_TIMEOUT say so with the proof
     last_row = rows.sort_values(["step", "line"], kind="stable").tail(1)
     last = int(last_row["step"].iloc[0])
     if last >= DONE_SHARE * total:
         return []
     facts = {"last_step": last, "total": int(total), "pct": round(100 * last / total, 1)}
     evidence = row_evidence(run, last_row)
-    header = run.meta.get("_lines", {}).get("header")
     if header:
         evidence.insert(0, Evidence(header[0], header[1]))
     last_text = str(run.meta.get("last_line_text") or "")
