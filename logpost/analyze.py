@@ -108,10 +108,10 @@ def trained(run: RunLog) -> bool:
     mostly not skipped). A false all-clear is the worst answer: anything less is ``unknown``."""
     if ended_normally(run):
         return True
-    train = run.train_rows()
+    train = run.facts.train
     finite = train[train["loss"].notna() & ~train["nonfinite"].fillna("").str.contains("loss")]
     if len(finite) >= MIN_EXCERPT_RECORDS:
-        loss = finite.sort_values(["step", "line"], kind="stable", na_position="last")["loss"].astype(float)
+        loss = finite["loss"].astype(float)
         k = max(1, len(loss) // 3)
         return float(loss.iloc[-k:].median()) <= SOUND_TREND_RISE * float(loss.iloc[:k].median())
     opt = run.frame[run.frame["kind"] == "optimizer"].dropna(subset=["step"])

@@ -98,7 +98,7 @@ class TorchDistParser(LineParser):
                "NET/IB", "srun: error", "FlightRecorder",
                # torch >= 2.2; the heartbeat's last line is glog level F, which the event parser does not take
                "Heartbeat monitor timed out", "watchdog got stuck for", "dump signal due to a collective timeout",
-               # NCCL_DEBUG=INFO: a communicator is up (meta nccl_init: the first such line; nccl_init_last: the last)
+               # NCCL_DEBUG=INFO: a communicator is up (meta nccl_ranks: its nranks, stated by the first such line)
                "Init COMPLETE")
 
     def __init__(self) -> None:
@@ -114,8 +114,7 @@ class TorchDistParser(LineParser):
             m = _NCCL_INIT.search(text)
             if m:
                 out.saw("nccl")
-                out.set_meta("nccl_init", int(m.group(1)), line)
-                out.meta["nccl_init_last"] = line.no
+                out.set_meta("nccl_ranks", int(m.group(1)), line)
             return
         if "ChildFailedError" in text:
             out.saw("torchrun")

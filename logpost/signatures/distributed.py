@@ -76,20 +76,20 @@ def _teardown(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
 def _after_init(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     """A multi-rank log whose NCCL communicators came up (``Init COMPLETE``) and that ends there: no training
     step, no error, no normal end after the last init line: a hang in the first collective or a silent stop."""
-    nranks = run.meta.get("nccl_init")
-    last = run.meta.get("nccl_init_last")
-    if not isinstance(nranks, int) or nranks < 2 or not isinstance(last, int) or run.meta.get("completed"):
+    facts = run.facts
+    nranks = facts.settings.get("nccl_ranks")
+    first = facts.stated.get("nccl_ranks")
+    if not isinstance(nranks, int) or nranks < 2 or first is None or facts.finished:
         return []
     frame = run.frame
-    if frame["step"].notna().any() or (frame["kind"] == "summary").any():
+    if frame["step"].notna().any():
         return []
-    if any(e.line > last and e.kind in ("error", "traceback") for e in run.events):
+    if any(e.line > first[0] and e.kind in ("error", "traceback") for e in run.events):
         return []
-    first = run.meta.get("_lines", {}).get("nccl_init")
-    evidence = [Evidence(first[0], first[1])] if first else []
-    tail = str(run.meta.get("last_line_text") or "")
-    if tail and run.lines:
-        evidence.append(Evidence(run.lines, tail))
+    evidence = [Evidence(first[0], first[1])]
+    if facts.last_line_text and run.lines and run.lines != first[0]:
+        evidence.append(Evidence(run.lines, facts.last_line_text))
+    last = first[0]
     hit = Hit(evidence=evidence, confidence=params["after_init_confidence"], first_line=last,
               facts={"nranks": nranks, "init_line": last, "lines_after": max(0, run.lines - last)},
               severity=Severity.WARNING, variant="after_init")

@@ -51,7 +51,7 @@ DONE_SHARE = 0.98  # a last step within 2% of the total is a finished run whose 
 def total_steps(run: RunLog) -> float | None:
     """The run's planned number of optimizer steps: the ``***** Running training *****`` header, a
     ``max_steps``, or the ``N/M`` of a progress bar or a Megatron iteration line."""
-    total = run.meta.get("header", {}).get("total_steps") or run.meta.get("max_steps")
+    total: float | None = run.facts.total_steps
     frame = run.frame
     if not total and "total_steps" in frame and frame["total_steps"].notna().any():
         total = float(frame["total_steps"].dropna().iloc[-1])
@@ -61,9 +61,9 @@ def total_steps(run: RunLog) -> float | None:
 def ended_normally(run: RunLog) -> bool:
     """The log shows the run's normal end: a final summary (HF ``train_runtime`` / ``TrainOutput``, a
     ``***** train metrics *****`` table), "Training completed", or a last step at the total steps."""
-    frame = run.frame
-    if run.meta.get("completed") or bool((frame["kind"] == "summary").any()):
+    if run.facts.finished:
         return True
+    frame = run.frame
     total = total_steps(run)
     steps = frame.loc[frame["kind"].isin(("train", "optimizer")), "step"].dropna()
     return bool(total and len(steps) and float(steps.max()) >= DONE_SHARE * total)
@@ -99,7 +99,7 @@ def _cut_traceback(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     names the cause was cut off (copied short, or lost in an unflushed buffer). Nothing is guessed
     about the cause; the hit shows where it happened."""
     cut = [e for e in run.events if (e.data or {}).get("tag") == "traceback_cut"]
-    if not cut or run.meta.get("completed") or (run.frame["kind"] == "summary").any():
+    if not cut or run.facts.finished:
         return []
     if max(int(e.data.get("end_line") or e.line) for e in cut) < run.lines:
         return []  # the log goes on after it: an exception line we could not read, not a cut
@@ -109,7 +109,7 @@ def _cut_traceback(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
                              "tracebacks": len(cut)}
     evidence = [event_evidence(e)]
     evidence += _innermost_frame(run, e, params)
-    train = run.train_rows()
+    train = run.facts.train
     before = train[train["line"].notna() & (train["line"] < e.line)]
     if len(before):
         last = before.sort_values("line", kind="stable").tail(1)
@@ -155,7 +155,7 @@ def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     if rows.empty:
         rows = run.frame[(run.frame["kind"] == "optimizer") & run.frame["step"].notna()]
     # the log holds the run's start: the header that announced the total comes before the first record
-    header = run.meta.get("_lines", {}).get("header:total_steps")
+    header = run.facts.stated.get("header:total_steps")
     first_line = rows["line"].dropna()
     whole = bool(header and (first_line.empty or header[0] < float(first_line.min())))
     if not total or rows.empty or (not whole and len(rows) < params["min_records"]):
@@ -170,7 +170,7 @@ def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     evidence = row_evidence(run, last_row)
     if header:
         evidence.insert(0, Evidence(header[0], header[1]))
-    last_text = str(run.meta.get("last_line_text") or "")
+    last_text = run.facts.last_line_text
     if last_text and run.lines and not any(e.line == run.lines for e in evidence):
         evidence.append(Evidence(run.lines, last_text))
     return [Hit(evidence=evidence, confidence=params["truncated_confidence"], first_step=last,
