@@ -342,6 +342,18 @@ def test_analyze_config_cli_and_clean_config():
 # ------------------------------------------------------------------------------------ texts and robustness
 
 
+def test_cli_terminal_zh_has_no_english_labels():
+    """--lang zh: the labels around the findings are Chinese too (verdict, severity, confidence, row,
+    evidence, explains, a folder's extra files), as in `logpost analyze --lang zh`."""
+    r = run("check", CASES / "roles_to_train_wrong.yml", "--lang", "zh")
+    assert r.exit_code == 1 and "结论：失败" in r.stdout and "[严重] CHECK_NO_TRAINABLE_TURN" in r.stdout
+    assert "置信度 0.90" in r.stdout and "证据：" in r.stdout and "（另有 1 个文件）" in r.stdout
+    for label in ("verdict:", "CRITICAL", "confidence", "evidence:", "explains:", "more)", " row "):
+        assert label not in r.stdout, label
+    en = run("check", CASES / "roles_to_train_wrong.yml")
+    assert "verdict: FAILED" in en.stdout and "(+1 more)" in en.stdout and "(confidence 0.90, " in en.stdout
+
+
 def test_texts_have_both_languages_and_the_same_placeholders():
     doc = tomllib.loads(TEXTS.read_text(encoding="utf-8"))
     sigs = {k: v for k, v in doc.items() if k.startswith("CHECK_")}

@@ -13,8 +13,9 @@ import sys
 import tomllib
 from pathlib import Path
 
+from logpost.model import LANGS
 from logpost.outputs import write_atomic
-from logpost.signatures.explain import TEXT
+from logpost.signatures.explain import labels
 from logpost.signatures.registry import Signature, load_catalogue
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -42,7 +43,7 @@ def _code(text: str) -> str:
 
 
 def render_entry(sig: Signature, lang: str) -> list[str]:
-    t = TEXT[lang]
+    t = labels(lang)
     out = [f"## {sig.id}", "", f"**{sig.title[lang]}** · {t['severity']}: `{sig.severity.label}` · "
                                f"{t['status']}: `{sig.status}`", ""]
     if sig.consequences:
@@ -95,7 +96,7 @@ def render_entry(sig: Signature, lang: str) -> list[str]:
 
 def render(lang: str) -> str:
     sigs = load_catalogue()
-    t = TEXT[lang]
+    t = labels(lang)
     out = [f"# {t['title']}", "", t["intro"], "", f"| {t['id']} | {t['severity']} | {t['status']} | {t['name']} |",
            "|---|---|---|---|"]
     for sig in sigs.values():
@@ -107,7 +108,7 @@ def render(lang: str) -> str:
 
 
 def paths() -> dict[str, Path]:
-    return {lang: DOCS / f"signatures.{lang}.md" for lang in TEXT}
+    return {lang: DOCS / f"signatures.{lang}.md" for lang in LANGS}
 
 
 def main(argv: list[str]) -> int:

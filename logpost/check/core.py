@@ -26,6 +26,7 @@ from logpost.check.axolotl import (
 )
 from logpost.check.readers import ReadError, Row, display, folder_files, format_of, iter_rows
 from logpost.model import LANGS, Evidence, Finding, InputError, Severity, Verdict
+from logpost.texts import fill as texts_fill
 
 DEFAULT_ROWS = 100
 DATA_FORMATS = ("messages", "prompt-completion", "text")
@@ -100,25 +101,8 @@ def texts() -> dict[str, Any]:
     return tomllib.loads(TEXTS.read_text(encoding="utf-8"))
 
 
-class _Facts(dict):  # type: ignore[type-arg]
-    """format_map over facts: a fact may be a {"en": .., "zh": ..} pair; unknown keys print '?'."""
-
-    def __init__(self, facts: dict[str, Any], lang: str) -> None:
-        super().__init__(facts)
-        self.lang = lang
-
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-    def __getitem__(self, key: str) -> Any:
-        value = dict.get(self, key)
-        if isinstance(value, dict) and set(value) == set(LANGS):
-            return value[self.lang]
-        return "?" if value is None else value
-
-
 def fill(template: str, facts: dict[str, Any], lang: str) -> str:
-    return template.format_map(_Facts(facts, lang))
+    return texts_fill(template, facts, lang, numbers=False)
 
 
 def frag(name: str, **facts: Any) -> dict[str, str]:
@@ -345,7 +329,7 @@ def _files(spec: DatasetSpec, local: Path, base: Path) -> list[tuple[Path, str]]
 
 def _findings(spec: DatasetSpec, out: rules.Outcome, common: dict[str, Any], mode: str) -> list[Finding]:
     files = out.files
-    file_label = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
+    file_label: Any = files[0] if len(files) == 1 else frag("more_files", file=files[0], n=len(files) - 1)
     base = {**common, "file": file_label, "sampled": out.rows}
     findings = []
     ids = {sig for sig, _ in out.tallies}

@@ -10,6 +10,7 @@ from logpost.check.core import CheckReport, frag
 from logpost.model import LANGS
 from logpost.outputs import SEVERITY_COLOUR as _SEVERITY_COLOUR
 from logpost.outputs import VERDICT_COLOUR as _VERDICT_COLOUR
+from logpost.texts import strings, tr
 
 
 def to_json(report: CheckReport) -> dict[str, Any]:
@@ -18,7 +19,8 @@ def to_json(report: CheckReport) -> dict[str, Any]:
     for f in report.findings:
         doc = f.to_json()
         doc["entry"] = f.facts.get("entry")
-        doc["file"] = f.facts.get("evidence_file") or f.facts.get("file")
+        file = f.facts.get("evidence_file") or f.facts.get("file")
+        doc["file"] = file["en"] if isinstance(file, dict) else file  # "a.jsonl (+1 more)" for several files
         findings.append(doc)
     return {"logpost_version": __version__, "command": "check", "source": report.source, "mode": report.mode,
             "verdict": report.verdict.value, "findings": findings,
@@ -46,23 +48,31 @@ def render_terminal(report: CheckReport, lang: str = "en", colour: bool = False,
             if d.eos_only:
                 line += frag("eos_only", rows=d.eos_only)[lg]
         out.append(line)
-    out.append(style(f"verdict: {report.verdict.value.upper()}", fg=_VERDICT_COLOUR[report.verdict.value], bold=True))
+    table = strings()
+
+    def say(key: str, *args: Any, **kw: Any) -> str:
+        return tr(table, key, lg, *args, **kw)
+
+    verdict = report.verdict.value.upper() if lg == "en" else say("verdict_badge_" + report.verdict.value)
+    out.append(style(say("term_verdict", verdict=verdict), fg=_VERDICT_COLOUR[report.verdict.value], bold=True))
+    sep = ": " if lg == "en" else "："
     for f in report.findings:
         out.append("")
-        row = f", row {f.first_line}" if f.first_line is not None else ""
-        head = f"[{f.severity.label.upper()}] {f.id}"
-        out.append(style(head, fg=_SEVERITY_COLOUR[f.severity], bold=True)
-                   + f"  {f.title[lg]}  (confidence {f.confidence:.2f}, {f.facts.get('entry')}{row})")
+        row = say("check_row", f.first_line) if f.first_line is not None else ""
+        sev = f.severity.label.upper() if lg == "en" else say("sev_" + f.severity.label)
+        where = say("check_where", confidence=f"{f.confidence:.2f}", entry=f.facts.get("entry"), row=row)
+        out.append(style(f"[{sev}] {f.id}", fg=_SEVERITY_COLOUR[f.severity], bold=True)
+                   + (f"  {f.title[lg]}  ({where})" if lg == "en" else f"  {f.title[lg]}（{where}）"))
         if f.explains:
-            out.append(f"  explains: {', '.join(f.explains)}")
+            out.append("  " + say("term_explains", ids=", ".join(f.explains)))
         for code in langs:
             out.append("  " + f.summary[code])
         if f.evidence:
-            out.append("  evidence:")
-            where = str(f.facts.get("evidence_file") or "")
+            out.append("  " + say("term_evidence"))
+            file = str(f.facts.get("evidence_file") or "")
             for e in f.evidence:
-                loc = f"{where}:{e.line}" if where else f"row {e.line}"
-                out.append(f"    {loc}: {e.text}" if e.line is not None else f"    {e.text}")
+                loc = f"{file}:{e.line}" if file else say("check_row_at", e.line)
+                out.append(f"    {loc}{sep}{e.text}" if e.line is not None else f"    {e.text}")
         for code in langs:
             for i, step in enumerate(f.remediation[code][:steps], 1):
                 out.append(f"  {i}. {step}")

@@ -15,7 +15,6 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 from logpost import __version__
 from logpost.model import LANGS, Finding, Postmortem, Severity, fmt_number
 from logpost.report.appendix import Excerpt, excerpts, head, readable
+from logpost.texts import strings, tr
 
 TABLE_ROWS = 12  # rows of the compact metrics table
 CONTEXT_LINES = 2  # lines shown before and after each cited line in the appendix
@@ -32,12 +32,6 @@ MAX_TIMELINE_ERRORS = 6  # error/traceback events on the timeline (folded repeat
 
 
 @cache
-def strings() -> dict[str, dict[str, str]]:
-    """The report's fixed strings, ``{key: {"en": .., "zh": ..}}``."""
-    text = resources.files("logpost.templates").joinpath("strings.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
-
-
 def load_strings(template_dir: str | None = None) -> dict[str, dict[str, str]]:
     """The package strings, with ``template_dir/strings.toml`` (if any) overriding or adding keys.
 
@@ -61,12 +55,6 @@ def load_strings(template_dir: str | None = None) -> dict[str, dict[str, str]]:
             raise InputError(f"{path}: [{key}] must be a table with en and zh")
         merged.setdefault(key, {}).update({lg: str(v) for lg, v in forms.items()})
     return merged
-
-
-def tr(table: Mapping[str, Mapping[str, str]], key: str, lang: str, *args: Any, **kw: Any) -> str:
-    """A fixed string in ``lang``; ``{}`` takes ``args``, ``{name}`` takes ``kw``."""
-    text = table[key][lang]
-    return text.format(*args, **kw) if (args or kw) else text
 
 
 def langs_for(choice: str) -> tuple[str, ...]:

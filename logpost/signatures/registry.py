@@ -19,7 +19,8 @@ from typing import Any
 import regex
 
 from logpost.model import LANGS, Event, Finding, InputError, RunLog, Severity
-from logpost.signatures.base import DETECTORS, Hit, event_evidence, fmt_number
+from logpost.signatures.base import DETECTORS, Hit, event_evidence
+from logpost.texts import fill
 
 CATALOGUE = Path(__file__).with_name("catalogue")
 REGEX_TIMEOUT = 0.25  # seconds per pattern per event: a user regex that backtracks must not hang a run
@@ -452,7 +453,7 @@ def make_finding(sig: Signature, hit: Hit, run: RunLog) -> Finding:
             hits = [e for e in run.events if _search(clue.regex, e.text)]
             if hits:
                 count, line = sum(e.count for e in hits), min(e.line for e in hits)
-                extra.append(clue.note[lang].format_map(_Facts({"count": count, "line": line})))
+                extra.append(fill(clue.note[lang], {"count": count, "line": line}, lang))
         summary[lang] = ("" if lang == "zh" else " ").join(p for p in (text, *extra) if p)
     return Finding(
         id=sig.id, severity=hit.severity or sig.severity, confidence=max(0.0, min(1.0, hit.confidence)),
@@ -477,19 +478,4 @@ def render_summary(template: str, facts: Mapping[str, Any], lang: str = "en") ->
 
     sep = "、" if lang == "zh" else ", "
     joined = {k: sep.join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in facts.items()}
-    return _OPTIONAL.sub(optional, template).format_map(_Facts(joined))
-
-
-class _Facts(dict):  # type: ignore[type-arg]
-    """str.format_map that prints numbers compactly and leaves unknown keys visible."""
-
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-    def __getitem__(self, key: str) -> Any:
-        value = dict.get(self, key)
-        if value is None:
-            return "?"
-        if isinstance(value, float):
-            return fmt_number(value)
-        return value
+    return fill(_OPTIONAL.sub(optional, template), joined, lang)
