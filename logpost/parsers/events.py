@@ -108,7 +108,8 @@ _ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", " k
                "exits with", "exitcode", "NCCL", "CUDA",
                "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED", "Assertion `")
 # argparse's exit line: "usage: ..." then "train.py: error: unrecognized arguments: --lora_rank 8"
-_USAGE_ERROR = re.compile(r"\s*([\w.\-/]+): error: \S")
+_USAGE_ERROR = re.compile(r"\s*([\w.\-/]+): error: (?:unrecognized arguments|the following arguments are required"
+                          r"|argument -|one of the arguments|ambiguous option|invalid choice|expected one argument)")
 _WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 
