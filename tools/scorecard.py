@@ -229,9 +229,29 @@ def score(path: str | Path = LABELS, only: Iterable[str] | None = None) -> Score
     return card
 
 
+def composition(entries: list[dict]) -> str:
+    """The corpus by split, kind, origin, framework and label (a label counts once per file)."""
+    rows = [f"corpus: {len(entries)} files"]
+    facets = {
+        "split": lambda e: [split(e["file"])],
+        "kind": lambda e: [kind_of(e)],
+        "origin": lambda e: [e.get("origin", "?")],
+        "framework": lambda e: [e.get("framework") or "other"],
+        "label": lambda e: list(e["labels"]),
+    }
+    for name, values in facets.items():
+        counts = Counter(v for e in entries for v in values(e))
+        rows.append(f"  by {name}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))))
+    short = sum(1 for e in entries if e.get("kind") == "excerpt" and 2 <= e.get("lines", 0) <= 10)
+    rows.append(f"  short pastes (excerpts of 2-10 lines): {short}")
+    return "\n".join(rows)
+
+
 def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
-    card = score(args[0] if args else LABELS)
+    path = args[0] if args else LABELS
+    print(composition(read_labels(path)) + "\n")
+    card = score(path)
     print(card.report(blind_misses="--blind-misses" in argv))
     return 0
 
