@@ -14,4 +14,4 @@ scorecard:
 	python3 tools/scorecard.py
 
 docs:
-	python3 -m logpost.signatures.docs
+	python3 tools/signature_docs.py
