@@ -16,6 +16,7 @@ or an event of are left alone; it runs after the framework parsers.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -72,7 +73,9 @@ def read_pairs(text: str) -> tuple[dict[str, Any], int | None, str] | None:
         v = to_number(raw)
         if not isinstance(v, int | float):
             continue
-        if name in STEP and step is None and isinstance(v, int | float) and v == int(v) and 0 <= v < 1e12:
+        if name in STEP and step is None:
+            if not (math.isfinite(v) and v == int(v) and 0 <= v < 1e12):
+                return None  # a step that is no step (3.5, inf, 1e300): not a metric line we can place
             step = int(v)
         elif is_eval and name in LOSS | {"loss"} or name in EVAL_LOSS:
             values.setdefault("eval_loss", float(v))
