@@ -370,8 +370,9 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
         wasted = max(0, last - root.first_step + 1)
         share = wasted / span if span > 0 else None
     out: dict[str, tuple[str, ...]] = {}
+    cut = truncation(pm)
     for lg in LANGS:
-        say: list[str] = []
+        say: list[str] = [tr(table, "input_truncated", lg, **cut)] if cut else []
         if root is None:
             if pm.verdict.value == "healthy":
                 say.append(tr(table, "sum_healthy", lg, steps=logged, loss_first=num(run.loss_first),
@@ -389,7 +390,7 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
             if wasted is not None and logged:
                 say.append(tr(table, "sum_wasted", lg, wasted=wasted, steps=span,
                               share=f"{share:.0%}" if share is not None else "–"))
-        if planned and last is not None and not run.completed and last < planned:
+        if planned and last is not None and not run.completed and last < planned and not cut:
             say.append(tr(table, "sum_stopped", lg, last=last, planned=planned))
         if root is not None and root.remediation.get(lg):
             say.append(tr(table, "sum_first_action", lg, action=root.remediation[lg][0]))
@@ -407,6 +408,17 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
                        since_step=root.first_step if root else None, since_line=root.first_line if root else None,
                        last_step=last, logged_steps=logged or None, wasted_steps=wasted, wasted_share=share,
                        planned_steps=planned, sentences=out)
+
+
+def truncation(pm: Postmortem) -> dict[str, Any] | None:
+    """Where the file was cut short (``file``, ``line``, ``byte``), when it was; see parsers.readable."""
+    cut = pm.run.meta.get("truncated")
+    if not cut:
+        return None
+    if not isinstance(cut, dict):
+        cut = {"file": pm.source, "line": pm.run.lines, "byte": pm.run.meta.get("bytes") or 0}
+    return {"file": cut.get("file") or pm.source, "line": cut.get("line") or pm.run.lines,
+            "byte": cut.get("byte") or 0}
 
 
 # -- header and dates ----------------------------------------------------------------------------
@@ -507,7 +519,8 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
         out.append(TimelineEntry("completed", done[0], None, when(done[0]), _both(table, "tl_completed"), done[1]))
     elif run.meta.get("completed"):
         out.append(TimelineEntry("completed", None, None, None, _both(table, "tl_completed"), None))
-    end_key = "tl_end" if run.meta.get("completed") else "tl_end_abrupt"
+    end_key = "tl_end" if run.meta.get("completed") else "tl_end_truncated" if run.meta.get("truncated") \
+        else "tl_end_abrupt"
     if not (done and done[0] == run.lines and run.meta.get("completed")):  # else "completed" says it already
         out.append(TimelineEntry("end", run.lines or None, None, when(run.lines), _both(table, end_key),
                                  run.meta.get("last_line_text") or None))
@@ -625,6 +638,7 @@ def to_json(pm: Postmortem) -> dict[str, Any]:
             "step_method": run.step_method,
         },
         "run": {"lines": pm.run.lines, "completed": run.completed},
+        "input": {"truncated": truncation(pm)},
     }
 
 

@@ -27,6 +27,7 @@ from logpost.report.context import (
     strings,
     to_json,
     tr,
+    truncation,
 )
 
 _SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
@@ -208,6 +209,9 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
         else say("term_no_steps")
     out.append(say("term_run", framework=r.framework or say("term_unknown_framework"), model=model,
                    steps=steps_seen, n=r.train_records, loss=loss))
+    cut = truncation(pm)
+    if cut:
+        out.append(style(say("input_truncated", **cut), fg="yellow"))
     verdict = ctx.verdict.upper() if lg0 == "en" else say("verdict_badge_" + ctx.verdict)
     out.append(style(say("term_verdict", verdict=verdict), fg=_VERDICT_COLOUR[ctx.verdict], bold=True))
     for v in ctx.findings:
