@@ -80,14 +80,16 @@ class Event:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What a finding points at: a log line (1-based) with its text, and/or a step."""
+    """What a finding points at: a log line (1-based, physical, of ``file``) with its text, and/or a step.
+    ``file`` is the log file the line is in (several in a run directory), set by ``analyze``."""
 
     line: int | None
     text: str
     step: int | None = None
+    file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "text": self.text, "step": self.step}
+        return {"file": self.file, "line": self.line, "text": self.text, "step": self.step}
 
 
 @dataclass(frozen=True)

@@ -265,9 +265,16 @@ def parse_dir(path: str) -> RunLog:
     frame = pd.concat([k for k in kept if len(k)], ignore_index=True) if any(len(k) for k in kept) else runs[0].frame
     frame = build_frame(frame.to_dict("records")) if len(frame) else frame
     meta: dict[str, Any] = {}
+    lines: dict[str, Any] = {}
+    line_files: dict[str, str] = {}  # which file each of the "_lines" a setting was printed on belongs to
     for run in runs:
         for k, v in run.meta.items():
             meta.setdefault(k, v)
+        for k, v in run.meta.get("_lines", {}).items():
+            if k not in lines:
+                lines[k], line_files[k] = v, run.source
+    if lines:
+        meta["_lines"], meta["_line_files"] = lines, line_files
     meta["sources"] = [r.source for r in runs]
     counts: dict[str, int] = {}
     for run in runs:

@@ -109,6 +109,7 @@ class EvidenceView:
     step: int | None
     text: str
     anchor: str | None
+    file: str | None = None  # the log file, named only when the run has several (a run directory)
 
 
 @dataclass(frozen=True)
@@ -329,7 +330,8 @@ def build_context(pm: Postmortem, lang: str = "both",
         first_step=num(f.first_step) if f.first_step is not None else "–",
         first_line=num(f.first_line) if f.first_line is not None else "–",
         anchor=f"finding-{f.id.lower()}",
-        evidence=tuple(EvidenceView(e.line, e.step, e.text, anchors.get(e.line) if e.line is not None else None)
+        evidence=tuple(EvidenceView(e.line, e.step, e.text, anchors.get(e.line) if e.line is not None else None,
+                                    short_file(pm, e.file))
                        for e in f.evidence)) for f in pm.findings)
     header = run_header(pm, run)
     return ReportContext(langs=langs, version=__version__, verdict=pm.verdict.value, run=run,
@@ -408,6 +410,14 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
                        since_step=root.first_step if root else None, since_line=root.first_line if root else None,
                        last_step=last, logged_steps=logged or None, wasted_steps=wasted, wasted_share=share,
                        planned_steps=planned, sentences=out)
+
+
+def short_file(pm: Postmortem, file: str | None) -> str | None:
+    """An evidence file as the reader needs it: none for a single log, its path inside the run
+    directory when the run has several."""
+    if not file or len(pm.run.meta.get("sources") or ()) < 2:
+        return None
+    return os.path.relpath(file, pm.source) if os.path.isdir(pm.source) else file
 
 
 def truncation(pm: Postmortem) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from logpost.report.context import (
     load_strings,
     num,
     strings,
+    short_file,
     to_json,
     tr,
     truncation,
@@ -227,7 +228,8 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
             out.append("  " + f.summary[lg])
         out.append("  " + say("term_evidence"))
         for e in f.evidence[:6]:
-            where = " ".join(w for w in (say("ev_line", e.line) if e.line is not None else "",
+            short = short_file(pm, e.file) if e.line is not None else None
+            where = " ".join(w for w in (short or "", say("ev_line", e.line) if e.line is not None else "",
                                          say("ev_step", e.step) if e.step is not None else "") if w)
             sep = ": " if lg0 == "en" else "："
             out.append(f"    {where}{sep}{_clip(e.text, 150)}" if where else f"    - {_clip(e.text, 150)}")
