@@ -54,6 +54,27 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_warned: set[str] = set()
+
+
+def warn_once(text: str) -> None:
+    """One line on stderr, once per process."""
+    if text not in _warned:
+        _warned.add(text)
+        click.echo(f"logpost: warning: {text}", err=True)
+
+
+def check_cjk_font(lang: str) -> None:
+    """Chinese in a PDF or a plot needs a CJK font; without one it is drawn as boxes (tofu): say so once."""
+    if lang not in ("zh", "both"):
+        return
+    from logpost.report.charts import cjk_font
+
+    if cjk_font() is None:
+        warn_once("no CJK font found: install fonts-noto-cjk (Chinese in a PDF would be boxes; plots fall back "
+                  "to English labels)")
+
+
 def _ids(value: str | None) -> tuple[str, ...]:
     return tuple(i.strip().upper() for i in (value or "").split(",") if i.strip())
 
@@ -131,6 +152,8 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
     from logpost.report import render
 
     pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules, config=config))
+    if fmt in ("html", "pdf"):
+        check_cjk_font(lang or "both")
     if fmt == "json":
         emit(render.render_json(pm), output)
     elif fmt == "md":
@@ -279,6 +302,8 @@ def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, n
     filters = lib.parse_filters(signature, verdict, framework, since, until)
     if no_db and not paths:
         raise InputError("--no-db needs a PATH to scan (a query reads the catalog)")
+    if fmt == "html":  # the index's plot
+        check_cjk_font(lang or "both")
     if paths:
         opts = lib.ScanOptions(
             db=":memory:" if no_db else db, jobs=jobs, dask=dask, report_dir=report_dir, force=force,

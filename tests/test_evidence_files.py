@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-
 from click.testing import CliRunner
 
 from logpost.cli import main
