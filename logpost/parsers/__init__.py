@@ -69,6 +69,8 @@ def read(path: str) -> Builder:
         InputError: the source cannot be read as a log (see :mod:`logpost.parsers.readable`).
     """
     stream, name = open_source(path)
+    if name == "<stdin>" and sys.stdin.isatty():  # typed or pasted: one Ctrl-D ends it (a read per block would
+        stream = io.BytesIO(stream.read())  # wait for one more at the terminal)
     gz = isinstance(stream, gzip.GzipFile)
     out = Builder(name)
     try:

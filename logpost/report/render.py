@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -209,7 +210,8 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
     steps_seen = say("term_steps", first=num(r.first_step), last=num(r.last_step)) if r.first_step is not None \
         else say("term_no_steps")
     out.append(say("term_run", framework=r.framework or say("term_unknown_framework"), model=model,
-                   steps=steps_seen, n=r.train_records, loss=loss))
+                   steps=steps_seen, loss=loss,
+                   records=say("term_records_one") if r.train_records == 1 else say("term_records", n=r.train_records)))
     cut = truncation(pm)
     if cut:
         out.append(style(say("input_truncated", **cut), fg="yellow"))
@@ -240,7 +242,8 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
         out.append(say("no_findings"))
     if ctx.findings:
         out.append("")
-        out.append(say("term_more"))
+        log = "LOG" if pm.source == "<stdin>" else shlex.quote(pm.source)
+        out.append(say("term_more", log=log, id=ctx.findings[0].finding.id))
     return "\n".join(out) + "\n"
 
 
