@@ -58,7 +58,7 @@ def with_config(findings: list[Finding], config: str | None) -> list[Finding]:
 def cite_files(findings: list[Finding], run: RunLog) -> list[Finding]:
     """Name the file of every evidence line: the source itself, or in a run directory the file whose
     record, event or printed setting has that line and text (line numbers restart in every file)."""
-    sources = run.meta.get("sources") or [run.source]
+    sources = run.facts.sources or (run.source,)
     if len(sources) == 1:
         one = sources[0]
         return [replace(f, evidence=tuple(replace(e, file=one) if e.line is not None else e for e in f.evidence))
@@ -73,7 +73,7 @@ def cite_files(findings: list[Finding], run: RunLog) -> list[Finding]:
         if src:
             where.setdefault(e.line, []).append((str(src), e.text[:500]))
     files = run.meta.get("_line_files", {})
-    for key, v in run.meta.get("_lines", {}).items():
+    for key, v in run.facts.stated.items():
         if key in files and isinstance(v, tuple | list) and len(v) == 2:
             where.setdefault(int(v[0]), []).append((files[key], str(v[1])))
 
@@ -134,7 +134,7 @@ def trained(run: RunLog) -> bool:
     """The log shows a normal run: finite losses on several records, or DeepSpeed steps that were
     not skipped, or a final summary with a finite train_loss."""
     frame = run.frame
-    train = run.train_rows()
+    train = run.facts.train
     finite = train["loss"].notna() & ~train["nonfinite"].fillna("").str.contains("loss")
     if int(finite.sum()) >= MIN_HEALTHY_RECORDS:
         return True
