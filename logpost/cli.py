@@ -283,7 +283,8 @@ def explain(sig_id: str, lang: str | None) -> None:
 @click.option("--no-db", is_flag=True, help="Keep no catalog (analyse everything, remember nothing).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=None, help="Worker processes [default: all cores].")
 @click.option("--dask", "dask", metavar="ADDRESS", default=None, help="Analyse on this Dask scheduler's workers.")
-@click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Write each run's postmortem here.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None,
+              help="Write each run's postmortem here (HTML with -f html, else Markdown).")
 @click.option("--glob", "globs", multiple=True, help="Log file names (repeatable; replaces the defaults).")
 @click.option("--exclude", "excludes", multiple=True, help="Folder names to skip (repeatable; adds to .*, wandb).")
 @click.option("--force", is_flag=True, help="Re-analyse every run, changed or not.")
@@ -327,7 +328,8 @@ def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, n
         opts = lib.ScanOptions(
             db=":memory:" if no_db else db, jobs=jobs, dask=dask, report_dir=report_dir, force=force,
             analysis=Options(select=_ids(select), ignore=_ids(ignore), rules=rules), filters=filters,
-            globs=globs or lib.DEFAULT_GLOBS, excludes=lib.DEFAULT_EXCLUDES + excludes, report_lang=lang or "both")
+            globs=globs or lib.DEFAULT_GLOBS, excludes=lib.DEFAULT_EXCLUDES + excludes, report_lang=lang or "both",
+            report_format="html" if fmt == "html" else "md")  # an HTML index links HTML postmortems
         with _scan_progress() as progress:
             result = lib.scan(paths, opts, progress)
     else:

@@ -104,3 +104,21 @@ def test_check_options_match_analyze_and_junk_says_what_was_expected(tmp_path):
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "expects an Axolotl config (.yml/.yaml) or a dataset of JSON rows" in r.stderr
     assert f"a training log is read by `logpost analyze {junk}`" in r.stderr
+
+
+def test_scan_table_fits_80_columns(tmp_path):
+    from logpost.scan.outputs import _width
+
+    deep = tmp_path / "cluster" / "team-a" / "2026-12-01" / "llama-70b-sft-lr2e-5-zero3-run-0042-retry"
+    deep.mkdir(parents=True)
+    (deep / "train.log").write_bytes(open(ZERO, "rb").read())
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "train.log").write_bytes(b"")
+    r = run("scan", str(tmp_path), "--no-db", env={"COLUMNS": "80"})
+    lines = r.stdout.splitlines()
+    assert r.exit_code == 1 and max(_width(x) for x in lines) <= 80, "\n".join(lines)
+    failed = next(x for x in lines if x.startswith("FAILED"))
+    assert "ZERO_LOSS +1" in failed and "…" in failed and failed.endswith("-retry")  # the end of the path kept
+    assert "empty file" in next(x for x in lines if x.startswith("ERROR"))  # the reason, not the path
+    wide = run("scan", str(tmp_path), "--no-db", env={"COLUMNS": "200"}).stdout
+    assert "ZERO_LOSS,UNTRAINABLE_TURNS" in wide and "cluster/team-a/2026-12-01/llama-70b-sft" in wide
