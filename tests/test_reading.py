@@ -122,3 +122,30 @@ def test_scan_table_fits_80_columns(tmp_path):
     assert "empty file" in next(x for x in lines if x.startswith("ERROR"))  # the reason, not the path
     wide = run("scan", str(tmp_path), "--no-db", env={"COLUMNS": "200"}).stdout
     assert "ZERO_LOSS,UNTRAINABLE_TURNS" in wide and "cluster/team-a/2026-12-01/llama-70b-sft" in wide
+
+
+def test_html_on_a_phone_stacks_its_tables_and_zh_code_stays_monospace(tmp_path):
+    import re
+
+    html = run("analyze", ZERO, "-f", "html").stdout
+    phone = html.split("@media screen and (max-width: 640px)")[1].split("\n}\n")[0]
+    for rule in ("table.evidence thead, table.timeline thead { display: none; }",
+                 "table.evidence td[data-k]::before, table.timeline td[data-k]::before { content: attr(data-k)",
+                 "figure.chart { overflow-x: auto; }"):
+        assert rule in phone
+    tables = re.findall(r'<table class="(?:evidence|timeline[^"]*)">.*?</table>', html, re.S)
+    cells = [c for t in tables for c in re.findall(r'<td class="n[^"]*"( data-k="[^"]*")?>', t)]
+    assert len(tables) >= 3 and cells and all(k in (' data-k="line"', ' data-k="step"') for k in cells)
+    assert "code, .logline, table.code td, :lang(zh) code, :lang(zh) .logline" in html  # (after :lang(zh) {...})
+    out = tmp_path / "site" / "index.html"
+    out.parent.mkdir()
+    runs = tmp_path / "runs" / "a"
+    runs.mkdir(parents=True)
+    (runs / "train.log").write_bytes(open(ZERO, "rb").read())
+    run("scan", str(tmp_path / "runs"), "--no-db", "-f", "html", "-o", str(out), "--report-dir",
+        str(out.parent / "reports"))
+    index = out.read_text()
+    assert index.count('<table class="stack">') == 2 and "table.stack td[data-k]::before" in index
+    assert 'data-k="Framework"' in index and ".plot svg { min-width: 560px" in index
+    link = re.search(r'href="(reports/[^"]+)"', index).group(1)
+    assert link.endswith(".html") and (out.parent / link).read_text().startswith("<!DOCTYPE html>")
