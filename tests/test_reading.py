@@ -122,6 +122,8 @@ def test_scan_table_fits_80_columns(tmp_path):
     assert "empty file" in next(x for x in lines if x.startswith("ERROR"))  # the reason, not the path
     wide = run("scan", str(tmp_path), "--no-db", env={"COLUMNS": "200"}).stdout
     assert "ZERO_LOSS,UNTRAINABLE_TURNS" in wide and "cluster/team-a/2026-12-01/llama-70b-sft" in wide
+    piped = run("scan", str(tmp_path), "--no-db").stdout  # into a pipe or a file: nothing is cut
+    assert "cluster/team-a/2026-12-01/llama-70b-sft-lr2e-5-zero3-run-0042-retry" in piped
 
 
 def test_html_on_a_phone_stacks_its_tables_and_zh_code_stays_monospace(tmp_path):
@@ -149,3 +151,4 @@ def test_html_on_a_phone_stacks_its_tables_and_zh_code_stays_monospace(tmp_path)
     assert 'data-k="Framework"' in index and ".plot svg { min-width: 560px" in index
     link = re.search(r'href="(reports/[^"]+)"', index).group(1)
     assert link.endswith(".html") and (out.parent / link).read_text().startswith("<!DOCTYPE html>")
+    assert "1 run · " in index and "1 runs" not in index

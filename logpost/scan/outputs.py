@@ -84,11 +84,14 @@ def _opt(v: Any) -> str:
 # ------------------------------------------------------------------ terminal
 
 
-def terminal_width() -> int:
-    """The terminal's width (``COLUMNS`` when set), 80 when the output is not a terminal."""
+def terminal_width() -> int | None:
+    """The terminal's width (``COLUMNS`` when set); None into a pipe or a file (nothing is cut)."""
     import shutil
+    import sys
 
-    return max(40, shutil.get_terminal_size((80, 24)).columns)
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return max(40, shutil.get_terminal_size((80, 24)).columns)
+    return None
 
 
 def label(r: Row, base: str | None) -> str:
@@ -98,7 +101,7 @@ def label(r: Row, base: str | None) -> str:
     return r.path
 
 
-def render_table(result: ScanResult, lang: str = "en", colour: bool = False, width: int = 80) -> str:
+def render_table(result: ScanResult, lang: str = "en", colour: bool = False, width: int | None = None) -> str:
     """A sorted table, most urgent first, with a count line under it, ``width`` columns wide at most
     (as far as the fixed columns allow)."""
     import click  # styling only; the CLI is the only caller
@@ -113,7 +116,8 @@ def render_table(result: ScanResult, lang: str = "en", colour: bool = False, wid
         loss = "/".join(num(v) for v in (r.loss_first, r.loss_min, r.loss_last)) if r.loss_first is not None else "–"
         body.append([r.state.upper() if lang == "en" else t("scan_verdict_" + r.state), findings or "–", r.framework or "–", steps, loss,
                      (r.modified or "–")[:10], label(r, result.base)])
-    head, body = fit_table(head, body, width)
+    if width is not None:
+        head, body = fit_table(head, body, width)
     widths = [max([_width(h)] + [_width(row[i]) for row in body]) for i, h in enumerate(head)]
     widths[-1] = 0  # the last column is not padded
 
@@ -136,7 +140,8 @@ def render_table(result: ScanResult, lang: str = "en", colour: bool = False, wid
         summary = ", ".join(f"{counts[v]} {t('scan_verdict_' + v)}" for v in VERDICT_ORDER if counts[v])
         tail = f": {summary}" if summary else ""
     lines.append("")
-    lines.append(t("scan_total").format(len(result.rows)) + tail)
+    total = t("scan_total_one") if len(result.rows) == 1 else t("scan_total").format(len(result.rows))
+    lines.append(total + tail)
     return "\n".join(lines) + "\n"
 
 
