@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from logpost.model import InputError, Postmortem, Severity
+from logpost.model import InputError, Postmortem
+from logpost.outputs import SEVERITY_COLOUR as _SEVERITY_COLOUR
+from logpost.outputs import VERDICT_COLOUR as _VERDICT_COLOUR
 
 if TYPE_CHECKING:  # jinja2 is imported when a template is rendered (JSON and terminal output need none)
     import jinja2
@@ -31,10 +33,6 @@ from logpost.report.context import (
     tr,
     truncation,
 )
-
-_SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
-                    Severity.INFO: "cyan"}
-_VERDICT_COLOUR = {"failed": "red", "degraded": "yellow", "healthy": "green", "unknown": "white"}
 
 
 def environment(template_dir: str | None = None, autoescape: bool | None = None,
