@@ -17,9 +17,12 @@ from typing import Any
 # logpost does no linear algebra: numpy's OpenBLAS need not start a thread pool, whose threads spin on the
 # other cores for ~0.15 s of CPU at start-up (set before numpy is first imported; a caller's value wins)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# pandas keeps string columns in Arrow arrays; Arrow's default pool (jemalloc) holds on to freed pages, ~30 MB
+# more peak RSS on a 1 GiB log. A command runs once and exits: the system allocator (read by Arrow when its
+# default pool is first used, so pyarrow need not be imported for --help, --version or shell completion).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import click  # noqa: E402
-import pyarrow as pa  # noqa: E402
 
 from logpost import __version__  # noqa: E402
 from logpost.model import InputError, Severity  # noqa: E402
@@ -89,9 +92,6 @@ def main(debug: bool) -> None:
       logpost analyze train.log
       logpost analyze train.log -f md --lang zh -o postmortem.md
     """
-    # pandas keeps string columns in Arrow arrays; Arrow's default pool (jemalloc) holds on to freed pages,
-    # ~30 MB more peak RSS on a 1 GiB log. A command runs once and exits: use the system allocator.
-    pa.set_memory_pool(pa.system_memory_pool())
 
 
 @main.command()
