@@ -72,7 +72,7 @@ def read(path: str) -> Builder:
         except EOFError:
             head = b""
         if looks_like_state(head):
-            data = stream.read(MAX_JSON)
+            data = _read_whole(stream, MAX_JSON)
             try:
                 parse_trainer_state(data, out)
                 out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -92,6 +92,19 @@ def read(path: str) -> Builder:
         if stream is not sys.stdin.buffer:
             stream.close()
     return out
+
+
+def _read_whole(stream: Any, limit: int) -> bytes:
+    """``stream.read(limit)`` without reserving ``limit`` bytes up front (``read(n)`` allocates n: 1 GiB of
+    address space for a small trainer_state.json, which a scan worker's memory ceiling counts)."""
+    chunks, n = [], 0
+    while n < limit:
+        chunk = stream.read(min(1 << 24, limit - n))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n += len(chunk)
+    return b"".join(chunks)
 
 
 def _scan(stream: Any, out: Builder) -> int:
