@@ -24,6 +24,7 @@ from logpost.parsers.deepspeed import DeepSpeedParser
 from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
 from logpost.parsers.jsonfiles import looks_like_state, parse_jsonl_line, parse_trainer_state
+from logpost.parsers.keyvalue import KeyValueParser
 from logpost.parsers.mmengine import MMEngineParser
 from logpost.parsers.normalise import MAX_TEXT, Scanner, buffered, open_source, read_text_head, split_line
 from logpost.parsers.readable import check_head, check_read, cut_at, gzip_error
@@ -47,8 +48,8 @@ class JsonlParser(LineParser):
 def line_parsers() -> list[LineParser]:
     """The stack, in feeding order: framework parsers first, the generic event parser last (it skips
     lines a framework parser already made an event of)."""
-    return [HFParser(), AxolotlParser(), JsonlParser(), DeepSpeedParser(), MMEngineParser(), TorchDistParser(),
-            EventParser()]
+    return [HFParser(), AxolotlParser(), JsonlParser(), DeepSpeedParser(), MMEngineParser(), KeyValueParser(),
+            TorchDistParser(), EventParser()]
 
 
 def parse(path: str) -> RunLog:
