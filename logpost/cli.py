@@ -86,6 +86,15 @@ def _colour(color: bool | None, output: str | None) -> bool:
     return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _term_width(output: str | None) -> int | None:
+    """The width terminal output wraps at: the terminal's (or ``COLUMNS``); None into a pipe or a file."""
+    if output is None and (sys.stdout.isatty() or os.environ.get("COLUMNS")):
+        import shutil
+
+        return max(40, shutil.get_terminal_size().columns)
+    return None
+
+
 def _ids(value: str | None) -> tuple[str, ...]:
     return tuple(i.strip().upper() for i in (value or "").split(",") if i.strip())
 
@@ -175,7 +184,8 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
         emit(render.render_pdf(pm, lang or "both", template_dir), output)
     else:
         colour = _colour(color, output)
-        emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour)), output)
+        emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour), width=_term_width(output)),
+             output)
     worst = pm.worst
     if worst is not None and worst >= Severity.parse(fail_on):
         sys.exit(1)
