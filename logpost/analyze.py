@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from logpost.model import Finding, InputError, Postmortem, RunLog, Severity, Verdict
 from logpost.parsers import parse
-from logpost.signatures.registry import load_catalogue, run_signatures
+from logpost.signatures.registry import Signature, load_catalogue, run_signatures
 
 MIN_HEALTHY_RECORDS = 2  # a verdict of "healthy" needs a run that logged at least this many finite losses
 
@@ -31,15 +31,30 @@ def analyze(source: str, options: Options | None = None) -> Postmortem:
         InputError: unreadable input, unknown signature ids or invalid rules.
     """
     options = options or Options()
+    sigs, consequences = signatures(options)
+    return diagnose(parse(source), sigs, consequences, options.config)
+
+
+def signatures(options: Options) -> tuple[dict[str, Signature], dict[str, tuple[str, ...]]]:
+    """The catalogue's signatures the options select, and what each explains (for :func:`order`).
+
+    Raises:
+        InputError: unknown signature ids or invalid rules.
+    """
     catalogue = load_catalogue(options.rules)
     unknown = [i for i in (*options.select, *options.ignore) if i not in catalogue]
     if unknown:
         raise InputError(f"unknown signature id(s): {', '.join(unknown)} (see `logpost signatures`)")
     sigs = {k: v for k, v in catalogue.items()
             if (not options.select or k in options.select) and k not in options.ignore}
-    run = parse(source)
-    findings = order(run_signatures(run, sigs), {k: v.consequences for k, v in catalogue.items()})
-    findings = with_config(findings, options.config)
+    return sigs, {k: v.consequences for k, v in catalogue.items()}
+
+
+def diagnose(run: RunLog, sigs: Mapping[str, Signature], consequences: dict[str, tuple[str, ...]],
+             config: str | None = None, extra: Iterable[Finding] = ()) -> Postmortem:
+    """The postmortem of a parsed run: its signatures' findings (plus ``extra`` ones, e.g. a pre-flight's)."""
+    findings = order([*run_signatures(run, sigs), *extra], consequences)
+    findings = with_config(findings, config)
     return Postmortem(source=run.source, verdict=verdict(run, findings), findings=tuple(findings), run=run)
 
 

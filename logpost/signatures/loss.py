@@ -87,7 +87,9 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     zero = ((loss == 0) & grad_ok) | (loss_nan & (grad == 0))
     n_zero = int(zero.sum())
     series_hit = False
-    if n_zero >= min(params["min_zero_records"], len(frame)) and n_zero > 0:
+    # a log that ended short of min_zero_records speaks with what it has; a live one (watch) waits for them
+    need = params["min_zero_records"] if run.meta.get("live") else min(params["min_zero_records"], len(frame))
+    if n_zero >= need and n_zero > 0:
         k = int(zero.to_numpy().argmax())
         tail = zero.iloc[k:]
         lr_zero = lr[zero]

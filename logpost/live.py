@@ -1,0 +1,116 @@
+"""The catalogue, live: the findings of a run still going (``logpost watch``, the trainer callback).
+
+:class:`Live` holds one incremental parse (:class:`logpost.parsers.Incremental`: every byte read once) and
+runs the catalogue on demand on a snapshot of it. The findings of the last snapshot are those ``analyze``
+gives for the text so far; :meth:`Live.new_findings` reports each signature id once, the first time it is
+found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from logpost.analyze import Options, diagnose, signatures
+from logpost.model import Finding, InputError, Postmortem
+from logpost.parsers import Incremental
+
+REPORTS = ("md", "html", "json")  # the postmortem's files in a report folder
+
+
+class Live:
+    """Findings of a growing source.
+
+    Args:
+        source: the name shown in the postmortem (a path, or e.g. ``<trainer>``).
+        options: signature selection and user rules, as for ``analyze``.
+    """
+
+    def __init__(self, source: str = "<live>", options: Options | None = None):
+        self.options = options or Options()
+        self.sigs, self.consequences = signatures(self.options)
+        self.parser = Incremental(source)
+        self.source = source
+        self.reported: set[str] = set()
+        self.extra: list[Finding] = []  # findings made outside the log (a trainer's pre-flight)
+        self.last: Postmortem | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Bytes appended to the source."""
+        self.parser.feed(data)
+
+    def feed_metrics(self, logs: Mapping[str, Any], step: int | None = None) -> None:
+        """One metric dict as a trainer logs it (``on_log``), at its step: a JSON line of the source."""
+        values = {k: _plain(v) for k, v in logs.items()}
+        if step is not None:
+            values = {"step": int(step), **{k: v for k, v in values.items() if k != "step"}}
+        self.parser.feed(json.dumps(values, ensure_ascii=False, allow_nan=True).encode() + b"\n")
+
+    def postmortem(self) -> Postmortem:
+        """The postmortem of the source so far."""
+        if self.parser.closed is not None and self.last is not None:
+            return self.last
+        run = self.parser.snapshot()
+        run.meta["live"] = True  # the run goes on: a detector may wait for more records than a short log has
+        self.last = diagnose(run, self.sigs, self.consequences, self.options.config, self.extra)
+        return self.last
+
+    def new_findings(self) -> list[Finding]:
+        """Findings of the source so far whose id was not reported before (each id once), most important first."""
+        return self._new(self.postmortem().findings)
+
+    def close(self) -> Postmortem:
+        """The end of the source: its final postmortem (what ``analyze`` gives for the whole text)."""
+        self.last = diagnose(self.parser.close(), self.sigs, self.consequences, self.options.config, self.extra)
+        return self.last
+
+    def _new(self, findings: Iterable[Finding]) -> list[Finding]:
+        new = [f for f in findings if f.id not in self.reported]
+        self.reported.update(f.id for f in new)
+        return new
+
+
+def _plain(value: Any) -> Any:
+    """A logged value as JSON can hold it (a tensor or numpy scalar becomes its number)."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return _plain(item())
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def write_postmortem(pm: Postmortem, folder: str, lang: str = "both") -> list[str]:
+    """Write ``postmortem.md``, ``.html`` and ``.json`` into ``folder`` (made if missing), each atomically.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        InputError: the folder cannot be made or written.
+    """
+    from logpost.outputs import write_atomic
+    from logpost.report import render
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the report folder ({exc.strerror or exc})") from None
+    paths = []
+    for fmt in REPORTS:
+        path = os.path.join(folder, f"postmortem.{fmt}")
+        text = (render.render_markdown(pm, lang) if fmt == "md" else render.render_html(pm, lang) if fmt == "html"
+                else render.render_json(pm))
+        write_atomic(path, text)
+        paths.append(path)
+    return paths
