@@ -24,7 +24,7 @@ import pandas as pd
 from logpost import __version__
 from logpost.model import LANGS, Finding, Postmortem, Severity
 from logpost.report.appendix import Excerpt, excerpts, head, readable
-from logpost.signatures.registry import fmt_number
+from logpost.signatures.base import fmt_number
 
 TABLE_ROWS = 12  # rows of the compact metrics table
 CONTEXT_LINES = 2  # lines shown before and after each cited line in the appendix

@@ -10,85 +10,14 @@ ChildFailedError summaries and shells (128 + signal).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import regex
 
-from logpost.model import Event, RunLog
+from logpost.model import RunLog
+from logpost.signatures.base import Exit, Hit, detector, distributed, event_evidence, exits, multi_process
+from logpost.signatures.base import note as _note
 from logpost.signatures.hang import find_stall
-from logpost.signatures.loss import _note
-from logpost.signatures.registry import Hit, detector, event_evidence
-
-_EXIT = regex.compile(
-    r"failed \(exitcode: (?P<code>-?\d+)\)(?: local_rank: (?P<rank>\d+))?"
-    r"|exits with return code = (?P<code>-?\d+)"
-    r"|exitcode\s*:\s*(?P<code>-?\d+)"
-    r"|returned non-zero exit status (?P<code>-?\d+)"
-    r"|Signal (?P<signal>\d+) \(SIG\w+\) received by PID"
-    r"|exited with (?:exit )?code (?P<code>\d+)"
-    r"|Exited with exit code (?P<code>\d+)")
-SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 7: "SIGBUS", 15: "SIGTERM", 2: "SIGINT", 1: "SIGHUP"}
-
-
-@dataclass(frozen=True)
-class Exit:
-    event: Event
-    code: int
-    signal: int | None  # the signal that killed the process, from a negative code or 128+N
-
-    @property
-    def signal_name(self) -> str | None:
-        return SIGNALS.get(self.signal, f"signal {self.signal}") if self.signal else None
-
-
-def exits(run: RunLog) -> list[Exit]:
-    """Non-zero process exits the log reports, in line order."""
-    out = []
-    for e in run.events:
-        data = e.data or {}
-        code: int | None = None
-        sig: int | None = None
-        if data.get("tag") == "exit" and isinstance(data.get("code"), int):
-            code = int(data["code"])
-            sig = int(data["signal"]) if isinstance(data.get("signal"), int) else None
-        elif e.kind in ("error", "traceback", "warning"):
-            m = _EXIT.search(e.text)
-            if not m:
-                continue
-            if m.group("signal"):
-                sig = int(m.group("signal"))
-                code = -sig
-            elif m.group("code") is not None:
-                code = int(m.group("code"))
-        if code is None or code == 0:
-            continue
-        if sig is None:
-            # Popen returns -N for a signal; shells and srun report 128+N
-            sig = -code if code < 0 else (code - 128 if 128 < code < 160 else None)
-        out.append(Exit(e, code, sig))
-    out.sort(key=lambda x: x.event.line)  # events come in emission order: a traceback is emitted at its end
-    return out
-
-
-def distributed(run: RunLog) -> bool:
-    """A multi-process launch: a launcher exit line, rank prefixes, or a ChildFailedError."""
-    return any(e.rank is not None or "ChildFailedError" in e.text or "elastic" in e.text
-               or "local_rank" in e.text or (e.data or {}).get("tag") == "exit" for e in run.events)
-
-
-def multi_process(run: RunLog) -> bool:
-    """Several ranks take part, so a hang sits in a collective: rank prefixes on records or events, a
-    launcher, NCCL lines, Megatron/DeepSpeed, or an HF header whose total batch spans several processes."""
-    if distributed(run) or set(run.frameworks) & {"megatron", "deepspeed", "torchrun", "torchtitan"}:
-        return True
-    if "rank" in run.frame and run.frame["rank"].notna().any():
-        return True
-    if any("NCCL" in e.text for e in run.events):
-        return True
-    h = run.meta.get("header", {})
-    per, acc, total = h.get("per_device_batch_size"), h.get("gradient_accumulation_steps"), h.get("total_batch_size")
-    return bool(per and acc and total and total > per * acc)
 
 
 @detector("HOST_OOM")

@@ -10,10 +10,19 @@ import pandas as pd
 import regex
 
 from logpost.model import Evidence, RunLog, Severity
-from logpost.signatures.distributed import exits, multi_process
+from logpost.signatures.base import (
+    Hit,
+    detector,
+    event_evidence,
+    exits,
+    find_events,
+    multi_process,
+    ordered_train,
+    row_evidence,
+)
+from logpost.signatures.base import first_value as _first
+from logpost.signatures.base import note as _note
 from logpost.signatures.hang import find_stall, tail_lines
-from logpost.signatures.loss import _first, _note, ordered_train, row_evidence
-from logpost.signatures.registry import Hit, detector, event_evidence, find_events
 
 KILLED = r"^\s*Killed\s*$|CANCELLED AT .* DUE TO TIME LIMIT|Main process received SIG(?:TERM|INT)"
 MEANING = {  # what an exit code means in practice (shared/formats/deepspeed.md, section 5)

@@ -11,53 +11,23 @@ import pandas as pd
 
 from logpost.frame import logged_nonfinite
 from logpost.model import Evidence, RunLog, Severity
-from logpost.signatures.registry import Hit, detector, find_events
-
-LR_BEFORE_STEP = r"tried to get lr value before scheduler/optimizer started stepping"
+from logpost.signatures.base import (
+    LR_BEFORE_STEP,
+    Hit,
+    detector,
+    find_events,
+    is_rl,
+    ordered_train,
+    row_evidence,
+)
+from logpost.signatures.base import first_value as _first
+from logpost.signatures.base import note as _note
 
 # Frameworks that log through HF Trainer (its logging_nan_inf_filter applies)
 HF_FAMILY = frozenset({"hf", "axolotl", "llamafactory", "swift"})
-# Keys only RL trainers log (TRL GRPO/PPO/RLOO): their loss is ~0 by construction (trl#3452).
-RL_KEYS = ("reward", "reward_std", "kl", "frac_reward_zero_std", "completion_length", "completions/mean_length")
-
-
-DPO_REWARDS = frozenset({"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"})
-
-
-def is_rl(frame: pd.DataFrame) -> bool:
-    """A GRPO/PPO-style log: it has reward or KL keys (DPO's rewards/* do not count)."""
-    return any((c in RL_KEYS or (c.startswith("rewards/") and c not in DPO_REWARDS)) and frame[c].notna().any()
-               for c in frame.columns)
-
-
-def ordered_train(run: RunLog) -> pd.DataFrame:
-    """The training rows by step, then line (a log is usually in that order already: then no second copy)."""
-    rows = run.train_rows()
-    step, line = rows["step"], rows["line"]
-    if not step.hasnans and step.is_monotonic_increasing and line.is_monotonic_increasing:
-        return rows
-    return rows.sort_values(["step", "line"], kind="stable", na_position="last")
-
-
-def row_evidence(run: RunLog, rows: pd.DataFrame) -> list[Evidence]:
-    out = []
-    for idx, row in rows.iterrows():
-        text = run.text(idx)
-        line = None if pd.isna(row["line"]) else int(row["line"])
-        step = None if pd.isna(row["step"]) else int(row["step"])
-        out.append(Evidence(line, text[:500], step))
-    return out
-
-
 def meta_evidence(run: RunLog, key: str) -> Evidence | None:
     where = run.meta.get("_lines", {}).get(key)
     return Evidence(where[0], where[1]) if where else None
-
-
-def _first(rows: pd.DataFrame, col: str) -> int | None:
-    if rows.empty or pd.isna(rows.iloc[0][col]):
-        return None
-    return int(rows.iloc[0][col])
 
 
 @detector("ZERO_LOSS")
@@ -408,12 +378,6 @@ def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         if hit.first_line is None:
             hit.first_line, hit.first_step = other.first_line, other.first_step
     return [hit]
-
-
-def _note(hit: Hit, en: str, zh: str) -> None:
-    """Add one sentence to a finding's summary, in both languages."""
-    hit.notes["en"].append(en)
-    hit.notes["zh"].append(zh)
 
 
 def _flat_after_warmup(run: RunLog, params: Mapping[str, Any]) -> Hit | None:

@@ -15,8 +15,19 @@ import pandas as pd
 import regex
 
 from logpost.model import Evidence, RunLog, Severity
-from logpost.signatures.loss import LR_BEFORE_STEP, _first, _note, is_rl, ordered_train, row_evidence
-from logpost.signatures.registry import Hit, detector, event_evidence, find_events, fmt_number
+from logpost.signatures.base import (
+    LR_BEFORE_STEP,
+    Hit,
+    detector,
+    event_evidence,
+    find_events,
+    fmt_number,
+    is_rl,
+    ordered_train,
+    row_evidence,
+)
+from logpost.signatures.base import first_value as _first
+from logpost.signatures.base import note as _note
 
 OVERFLOW = r"OVERFLOW! Rank \d+ Skipping step|fp16 dynamic loss scale overflow"
 _SCALE = regex.compile(r"Attempted loss scale: (?P<attempted>\d+(?:\.\d+)?)(?:, reducing to (?P<next>\d+(?:\.\d+)?))?")
