@@ -233,7 +233,7 @@ def watch(target: str, exit_on: str | None, fail_on: str, on_finding: str | None
         exit_on=Severity.parse(exit_on) if exit_on else None, fail_on=Severity.parse(fail_on),
         on_finding=on_finding, report_dir=report_dir, idle_timeout=idle_timeout, lang=lang or _default_lang(),
         analysis=options))
-    if sys.stdout is sys.__stdout__:  # a real process (not CliRunner): everything is written and flushed, and
+    if sys.stdout is sys.__stdout__ and sys.stdout is not None:  # a real process (not CliRunner): everything is written and flushed, and
         sys.stdout.flush()  # the interpreter's teardown of pandas & co. takes 0.2-0.8 s: a stop should be a stop
         sys.stderr.flush()
         os._exit(code)

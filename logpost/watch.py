@@ -193,8 +193,6 @@ class Watch:
                 self.lives.pop(name, None)
             self.behind = self.behind or len(data) >= CHUNK
             if data:
-                if os.environ.get("LOGPOST_WATCH_DEBUG"):
-                    print(f"T {time.monotonic():.3f} read {len(data)}", file=self.err, flush=True)
                 self._live(name).feed(data)
                 got = True
                 self.fresh.add(name)
@@ -213,8 +211,6 @@ class Watch:
         new: list[Finding] = []
         for name in sorted(self.fresh):
             new += self.lives[name].new_findings()
-            if os.environ.get("LOGPOST_WATCH_DEBUG"):
-                print(f"T {time.monotonic():.3f} checked {start:.3f}", file=self.err, flush=True)
         self.fresh.clear()
         took = self.clock() - start
         self.next_check = self.clock() + max(0.0, took - SLOW) / 2

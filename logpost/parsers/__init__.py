@@ -10,8 +10,8 @@ from __future__ import annotations
 import collections
 import io
 import os
-import threading
 import sys
+import threading
 import zlib
 from typing import Any
 
