@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from logpost.analyze import Options, diagnose, signatures
-from logpost.model import Finding, InputError, Postmortem
+from logpost.model import Evidence, Finding, InputError, Postmortem, Severity
 from logpost.parsers import Incremental
+from logpost.signatures.registry import Hit, make_finding
 
 REPORTS = ("md", "html", "json")  # the postmortem's files in a report folder
+PREFLIGHT_LOW = 0.01  # under 1 % of the first batches' tokens supervised: a warning (SFT chat data: 10-50 %)
 
 
 class Live:
@@ -28,10 +30,12 @@ class Live:
         options: signature selection and user rules, as for ``analyze``.
     """
 
-    def __init__(self, source: str = "<live>", options: Options | None = None):
+    def __init__(self, source: str = "<live>", options: Options | None = None, framework: str | None = None):
         self.options = options or Options()
         self.sigs, self.consequences = signatures(self.options)
         self.parser = Incremental(source)
+        if framework:  # what wrote the metrics fed (their own text does not say: a trainer's dicts)
+            self.parser.out.saw(framework)
         self.source = source
         self.reported: set[str] = set()
         self.extra: list[Finding] = []  # findings made outside the log (a trainer's pre-flight)
@@ -61,6 +65,25 @@ class Live:
         """Findings of the source so far whose id was not reported before (each id once), most important first."""
         return self._new(self.postmortem().findings)
 
+    def preflight(self, supervised: int, tokens: int, batches: int) -> Finding | None:
+        """A trainer's count of the first ``batches`` it is about to train on: ZERO_LOSS (variant ``preflight``)
+        when none of their ``tokens`` has a label other than -100, a warning (variant ``preflight_low``) under
+        :data:`PREFLIGHT_LOW`; kept among the findings of the postmortem."""
+        sig = self.sigs.get("ZERO_LOSS")
+        if sig is None or tokens <= 0 or supervised / tokens >= PREFLIGHT_LOW:
+            return None
+        share = 100.0 * supervised / tokens
+        text = (f"pre-flight: batches 1-{batches}: {supervised:,} of {tokens:,} tokens have a label other than "
+                f"-100 ({share:.2f} %)")
+        hit = Hit(evidence=[Evidence(None, text, 0)], confidence=0.99 if supervised == 0 else 0.6, first_step=0,
+                  facts={"batches": batches, "supervised": f"{supervised:,}", "tokens": f"{tokens:,}",
+                         "share": f"{share:.2f}"},
+                  variant="preflight" if supervised == 0 else "preflight_low",
+                  severity=None if supervised == 0 else Severity.WARNING)
+        finding = make_finding(sig, hit, self.parser.snapshot())
+        self.extra.append(finding)
+        return finding
+
     def close(self) -> Postmortem:
         """The end of the source: its final postmortem (what ``analyze`` gives for the whole text)."""
         self.last = diagnose(self.parser.close(), self.sigs, self.consequences, self.options.config, self.extra)
@@ -70,6 +93,9 @@ class Live:
         new = [f for f in findings if f.id not in self.reported]
         self.reported.update(f.id for f in new)
         return new
+
+
+PREFLIGHT_LOW = 0.01  # under 1 % of the first batches' tokens supervised: a warning (SFT chat data: 10-50 %)
 
 
 def _plain(value: Any) -> Any:

@@ -307,8 +307,6 @@ class Incremental:
             self._error = exc
 
     def _wait(self) -> None:
-        if self._head is not None:
-            self._start()
         thread = self._thread
         if thread is not None:
             self._pipe.wait_parsed(thread.is_alive)
@@ -320,9 +318,14 @@ class Incremental:
         if self.closed is not None:
             return self.closed
         self._wait()
-        if self._state is not None:
+        if self._state is not None or self._head is not None:  # a state file, or too short yet to tell: read whole
+            data = bytes(self._state) if self._state is not None else b"".join(self._head or ())
             try:
-                return finish(_read_state(bytes(self._state), self.source), None)
+                if self._state is not None or looks_like_state(data):
+                    return finish(_read_state(data, self.source), None)
+                out = Builder(self.source)
+                _scan(io.BytesIO(data[: data.rfind(b"\n") + 1]), out)  # the complete lines
+                return finish(out, self.lines)
             except InputError:  # not one complete entry yet
                 return finish(Builder(self.source), 0)
         out, parsers = self.out.fork(self.parsers)
