@@ -112,7 +112,7 @@ def trained(run: RunLog) -> bool:
     """The log shows a normal run: finite losses on several records, or DeepSpeed steps that were
     not skipped, or a final summary with a finite train_loss."""
     frame = run.frame
-    train = run.train_rows()
+    train = run.facts.train
     finite = train["loss"].notna() & ~train["nonfinite"].fillna("").str.contains("loss")
     if int(finite.sum()) >= MIN_HEALTHY_RECORDS:
         return True

@@ -6,7 +6,6 @@ registry nor each other; the registry imports the detector modules to register t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ import pandas as pd
 import regex
 
 from logpost.model import LANGS, Event, Evidence, RunLog, Severity
+from logpost.model import fmt_number as fmt_number  # detectors print numbers as findings do
 
 LR_BEFORE_STEP = r"tried to get lr value before scheduler/optimizer started stepping"
 # Keys only RL trainers log (TRL GRPO/PPO/RLOO): their loss is ~0 by construction (trl#3452).
@@ -30,11 +30,7 @@ def is_rl(frame: pd.DataFrame) -> bool:
 
 def ordered_train(run: RunLog) -> pd.DataFrame:
     """The training rows by step, then line (a log is usually in that order already: then no second copy)."""
-    rows = run.train_rows()
-    step, line = rows["step"], rows["line"]
-    if not step.hasnans and step.is_monotonic_increasing and line.is_monotonic_increasing:
-        return rows
-    return rows.sort_values(["step", "line"], kind="stable", na_position="last")
+    return run.facts.train
 
 
 def row_evidence(run: RunLog, rows: pd.DataFrame) -> list[Evidence]:
@@ -114,16 +110,6 @@ def find_events(run: RunLog, tags: Iterable[str] = (), regex_src: str | None = N
     return out
 
 
-def fmt_number(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
-
-
 # ------------------------------------------------------------------------------------ process exits
 
 _EXIT = regex.compile(
@@ -192,6 +178,6 @@ def multi_process(run: RunLog) -> bool:
         return True
     if any("NCCL" in e.text for e in run.events):
         return True
-    h = run.meta.get("header", {})
+    h = run.facts.header
     per, acc, total = h.get("per_device_batch_size"), h.get("gradient_accumulation_steps"), h.get("total_batch_size")
     return bool(per and acc and total and total > per * acc)

@@ -75,7 +75,7 @@ def _cut_traceback(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     names the cause was cut off (copied short, or lost in an unflushed buffer). Nothing is guessed
     about the cause; the hit shows where it happened."""
     cut = [e for e in run.events if (e.data or {}).get("tag") == "traceback_cut"]
-    if not cut or run.meta.get("completed") or (run.frame["kind"] == "summary").any():
+    if not cut or run.facts.finished:
         return []
     if max(int(e.data.get("end_line") or e.line) for e in cut) < run.lines:
         return []  # the log goes on after it: an exception line we could not read, not a cut
@@ -85,7 +85,7 @@ def _cut_traceback(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
                              "tracebacks": len(cut)}
     evidence = [event_evidence(e)]
     evidence += _innermost_frame(run, e, params)
-    train = run.train_rows()
+    train = run.facts.train
     before = train[train["line"].notna() & (train["line"] < e.line)]
     if len(before):
         last = before.sort_values("line", kind="stable").tail(1)
@@ -121,11 +121,11 @@ def _innermost_frame(run: RunLog, e: Any, params: Mapping[str, Any]) -> list[Evi
 
 def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     frame = run.frame
-    if run.meta.get("completed") or (frame["kind"] == "summary").any():
+    if run.facts.finished:
         return []
     train = ordered_train(run)
     steps = train["step"].dropna()
-    total = run.meta.get("header", {}).get("total_steps") or run.meta.get("max_steps")
+    total: float | None = run.facts.total_steps
     if "total_steps" in frame and frame["total_steps"].notna().any():
         total = total or float(frame["total_steps"].dropna().iloc[-1])
     # an excerpt pasted into an issue is cut anyway: ask for a real run's worth of records

@@ -25,9 +25,6 @@ from logpost.signatures.base import note as _note
 
 # Frameworks that log through HF Trainer (its logging_nan_inf_filter applies)
 HF_FAMILY = frozenset({"hf", "axolotl", "llamafactory", "swift"})
-def meta_evidence(run: RunLog, key: str) -> Evidence | None:
-    where = run.meta.get("_lines", {}).get(key)
-    return Evidence(where[0], where[1]) if where else None
 
 
 @detector("ZERO_LOSS")
@@ -36,9 +33,9 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     evidence: list[Evidence] = []
     facts: dict[str, Any] = {}
     direct = 0.0
-    sup = run.meta.get("total_supervised_tokens")
+    sup = run.facts.supervised_tokens
     if sup == 0:
-        ev = meta_evidence(run, "total_supervised_tokens")
+        ev = run.facts.evidence("total_supervised_tokens")
         if ev:
             evidence.append(ev)
         direct = params["direct_confidence"]
@@ -334,9 +331,9 @@ def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     no reward variance, zero trainable parameters, or a loss that stays flat after warmup."""
     frame = ordered_train(run)
     hits: list[Hit] = []
-    trainable = run.meta.get("peft_trainable_params", run.meta.get("header", {}).get("trainable_parameters"))
+    trainable = run.facts.trainable_params
     if trainable == 0:
-        ev = meta_evidence(run, "peft_trainable_params") or meta_evidence(run, "header")
+        ev = run.facts.evidence("peft_trainable_params") or run.facts.evidence("header")
         hit = Hit(evidence=[ev] if ev else [], confidence=params["direct_confidence"],
                   first_line=ev.line if ev else None, facts={"mode": "params"})
         _note(hit, "The log reports 0 trainable parameters.", "日志显示可训练参数为 0。")

@@ -70,7 +70,7 @@ def lr_anomaly(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         return [hit]
     # warmup longer than the run: a finished run whose lr rose on every record up to the end
     vals = _finite(lr)
-    finished = bool(run.meta.get("completed")) or bool((run.frame["kind"] == "summary").any())
+    finished = run.facts.finished
     if finished and len(vals) >= params["warmup_min_records"] and bool((vals.diff().dropna() > 0).all()):
         hit = Hit(evidence=row_evidence(run, logged.head(1)) + row_evidence(run, logged.tail(1)),
                   confidence=params["warmup_confidence"], first_step=_first(logged, "step"),

@@ -400,11 +400,9 @@ def run_signatures(run: RunLog, sigs: Mapping[str, Signature]) -> list[Finding]:
 def survived(run: RunLog, hit: Hit) -> None:
     """A crash message the run trained past to a normal end (a retried OOM with auto_find_batch_size,
     an optional import that fell back) is a warning, not the failure of the run."""
-    frame = run.frame
-    finished = bool(run.meta.get("completed")) or bool((frame["kind"] == "summary").any())
     last_line = max((e.line for e in hit.evidence if e.line is not None), default=None)
-    train_lines = frame.loc[frame["kind"] == "train", "line"].dropna()
-    if not finished or last_line is None or train_lines.empty or int(train_lines.max()) <= last_line:
+    train_lines = run.facts.train["line"].dropna()
+    if not run.facts.finished or last_line is None or train_lines.empty or int(train_lines.max()) <= last_line:
         return
     hit.severity = Severity.WARNING
     hit.confidence = min(hit.confidence, 0.5)
@@ -429,9 +427,9 @@ def merge(hit: Hit, other: Hit) -> None:
 def step_at(run: RunLog, line: int) -> int | None:
     """The step of the last training record logged at or before ``line`` (a crash message belongs to the
     step after it); None before the first one, or in a run directory (lines of different files)."""
-    if run.meta.get("sources"):
+    if run.facts.sources:
         return None
-    train = run.frame.loc[run.frame["kind"] == "train", ["line", "step"]].dropna()
+    train = run.frame.loc[run.frame["kind"] == "train", ["line", "step"]].dropna()  # in line order
     before = train[train["line"] <= line]
     return int(before["step"].iloc[-1]) if len(before) else None
 
