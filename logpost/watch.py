@@ -126,8 +126,7 @@ class Follower:
 def ended(run: RunLog, quiet: float, settle: float) -> str | None:
     """Why the log shows the run over, or None: its summary, a launcher's exit line, or an uncaught
     traceback as its last line with ``settle`` seconds of quiet after it."""
-    frame = run.frame
-    if run.meta.get("completed") or bool((frame["kind"] == "summary").any()):
+    if run.facts.finished:
         return "the run finished (its summary is logged)"
     if any(e.data.get("tag") == "exit" for e in run.events):
         return "the launcher reported the exit of the run"
