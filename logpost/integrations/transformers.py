@@ -13,9 +13,10 @@ the same batches in the same order as without the callback. None supervised: ZER
 ``preflight``), the postmortem is written and :class:`~logpost.integrations.LogpostStop` is raised, before the
 first optimizer step (``global_step`` 0). Under 1 % supervised: a warning, and the run goes on.
 
-**During training.** Each ``on_log`` dict is put on a queue (a few microseconds: ``benchmarks/bench_live.py``);
+**During training.** Each ``on_log`` dict is put on a queue (tens of microseconds: ``benchmarks/bench_live.py``);
 a thread of the callback feeds it to the incremental engine (:class:`logpost.live.Live`) and runs the
-catalogue. A finding at or above ``stop_on`` sets ``control.should_training_stop``: the Trainer leaves its loop
+catalogue, then rests three times as long as that took (records that came meanwhile are diagnosed together),
+so that it takes at most a quarter of the interpreter from the training thread. A finding at or above ``stop_on`` sets ``control.should_training_stop``: the Trainer leaves its loop
 at the next step boundary and ends the run the normal way (``on_train_end``, its state, the last log line);
 the callback then writes the postmortem and, with ``raise_on_stop`` (default), raises ``LogpostStop`` so that
 the script does not go on to save or push the model as if it had trained.
@@ -37,6 +38,7 @@ import queue
 import random
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -47,6 +49,8 @@ from logpost.live import Live, write_postmortem
 from logpost.model import Finding, Severity
 
 PREFLIGHT_BATCHES = 8  # the batches counted before training (the ZERO_LOSS remediation says the same)
+THROTTLE = 3.0  # the diagnosis thread rests 3x as long as a diagnosis took: at most 1/4 of the interpreter's time
+MAX_REST = 5.0  # seconds: a finding waits at most this long (plus a diagnosis) to be looked for
 
 
 class LogpostCallback(TrainerCallback):  # type: ignore[misc]
@@ -76,6 +80,7 @@ class LogpostCallback(TrainerCallback):  # type: ignore[misc]
         self.queue: queue.SimpleQueue[tuple[dict[str, Any], int] | None] = queue.SimpleQueue()
         self.worker: threading.Thread | None = None
         self.stop = threading.Event()
+        self.ending = threading.Event()
         self.stopped_by: Finding | None = None
         self.main = True
         self.report: str | None = None
@@ -109,6 +114,7 @@ class LogpostCallback(TrainerCallback):  # type: ignore[misc]
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.worker is not None:
+            self.ending.set()
             self.queue.put(None)
             self.worker.join()
             self.worker = None
@@ -156,11 +162,15 @@ class LogpostCallback(TrainerCallback):  # type: ignore[misc]
                 live.feed_metrics(logs, step)
                 if not self.queue.empty():
                     continue  # more records waiting: one diagnosis for all of them
+                start = time.perf_counter()
                 for finding in live.new_findings():
                     self._print(finding)
                     if self.stop_on is not None and finding.severity >= self.stop_on and self.stopped_by is None:
                         self.stopped_by = finding
                         self.stop.set()
+                # the diagnosis holds the GIL the training thread also needs: rest THROTTLE times as long as it
+                # took (it then takes at most a quarter of the interpreter), sooner when training ends
+                self.ending.wait(min(THROTTLE * (time.perf_counter() - start), MAX_REST))
             except Exception as exc:  # noqa: BLE001 - logpost must never break the training it watches
                 print(f"logpost: the live diagnosis failed and is off for this run ({exc!r})",
                       file=self.out or sys.stderr, flush=True)
