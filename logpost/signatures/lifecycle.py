@@ -45,6 +45,30 @@ STEP_TIME_COLUMNS = ("iteration_time_s", "iteration_time_ms", "step_time")
 _SEC_PER_IT = regex.compile(r"(?P<sec>\d+(?:\.\d+)?)s/it\b")
 
 
+DONE_SHARE = 0.98  # a last step within 2% of the total is a finished run whose summary was not printed
+
+
+def total_steps(run: RunLog) -> float | None:
+    """The run's planned number of optimizer steps: the ``***** Running training *****`` header, a
+    ``max_steps``, or the ``N/M`` of a progress bar or a Megatron iteration line."""
+    total: float | None = run.facts.total_steps
+    frame = run.frame
+    if not total and "total_steps" in frame and frame["total_steps"].notna().any():
+        total = float(frame["total_steps"].dropna().iloc[-1])
+    return float(total) if total else None
+
+
+def ended_normally(run: RunLog) -> bool:
+    """The log shows the run's normal end: a final summary (HF ``train_runtime`` / ``TrainOutput``, a
+    ``***** train metrics *****`` table), "Training completed", or a last step at the total steps."""
+    if run.facts.finished:
+        return True
+    frame = run.frame
+    total = total_steps(run)
+    steps = frame.loc[frame["kind"].isin(("train", "optimizer")), "step"].dropna()
+    return bool(total and len(steps) and float(steps.max()) >= DONE_SHARE * total)
+
+
 @detector("EARLY_TERMINATION")
 def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     """A process exit with a non-zero code or a kill, a log that ends inside a traceback (variant
@@ -120,29 +144,38 @@ def _innermost_frame(run: RunLog, e: Any, params: Mapping[str, Any]) -> list[Evi
 
 
 def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
-    frame = run.frame
-    if run.facts.finished:
+    """The log stops mid-run (variant ``ends_mid_run``): no normal end, no exit, the last step below
+    the total the header, ``max_steps`` or an ``N/M`` bar gave. A log holding the run's start (the
+    header that gives the total) is a whole log; an excerpt needs ``min_records`` to count."""
+    if ended_normally(run):
         return []
+    total = total_steps(run)
     train = ordered_train(run)
-    steps = train["step"].dropna()
-    total: float | None = run.facts.total_steps
-    if "total_steps" in frame and frame["total_steps"].notna().any():
-        total = total or float(frame["total_steps"].dropna().iloc[-1])
-    # an excerpt pasted into an issue is cut anyway: ask for a real run's worth of records
-    if not total or len(steps) < params["min_records"]:
+    rows = train[train["step"].notna()]
+    if rows.empty:
+        rows = run.frame[(run.frame["kind"] == "optimizer") & run.frame["step"].notna()]
+    # the log holds the run's start: the header that announced the total comes before the first record
+    header = run.facts.stated.get("header:total_steps")
+    first_line = rows["line"].dropna()
+    whole = bool(header and (first_line.empty or header[0] < float(first_line.min())))
+    if not total or rows.empty or (not whole and len(rows) < params["min_records"]):
         return []
-    last = int(steps.iloc[-1])
-    if last >= params["done_share"] * float(total):
+    if find_stall(run, params) is not None:
+        return []  # it stalled: SLOW_THROUGHPUT / NCCL_TIMEOUT say so with the proof
+    last_row = rows.sort_values(["step", "line"], kind="stable").tail(1)
+    last = int(last_row["step"].iloc[0])
+    if last >= DONE_SHARE * total:
         return []
-    hit = Hit(evidence=row_evidence(run, train.tail(1)), confidence=params["truncated_confidence"],
-              first_step=last, first_line=_first(train.tail(1), "line"),
-              facts={"last_step": last, "total": int(total), "pct": round(100 * last / float(total), 1)},
-              severity=Severity.WARNING)
-    _note(hit, f"The log stops at step {last} of {int(total)} with no final summary: the run crashed, was preempted, "
-               "or was still running when the log was copied.",
-          f"日志停在第 {last} 步（共 {int(total)} 步），没有最终的训练汇总：训练崩溃了、被抢占了，"
-          "或者拷贝日志时还在跑。")
-    return [hit]
+    facts = {"last_step": last, "total": int(total), "pct": round(100 * last / total, 1)}
+    evidence = row_evidence(run, last_row)
+    if header:
+        evidence.insert(0, Evidence(header[0], header[1]))
+    last_text = run.facts.last_line_text
+    if last_text and run.lines and not any(e.line == run.lines for e in evidence):
+        evidence.append(Evidence(run.lines, last_text))
+    return [Hit(evidence=evidence, confidence=params["truncated_confidence"], first_step=last,
+                first_line=_first(last_row, "line"), facts=facts, severity=Severity.WARNING,
+                variant="ends_mid_run")]
 
 
 @detector("SLOW_THROUGHPUT")

@@ -422,6 +422,8 @@ def merge(hit: Hit, other: Hit) -> None:
         hit.first_line = other.first_line
     for k, v in other.facts.items():
         hit.facts.setdefault(k, v)
+    if hit.variant is None:  # a pattern that names how the failure shows (heartbeat, ...) keeps its texts
+        hit.variant = other.variant
 
 
 def step_at(run: RunLog, line: int) -> int | None:
