@@ -142,3 +142,20 @@ def test_unknown_signature_id_is_a_usage_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "logpost", "watch", "x.log", "--select", "NOPE"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "NOPE" in proc.stderr
+
+
+def test_a_run_directory_is_followed(tmp_path: Path) -> None:
+    run = tmp_path / "exp7"
+    run.mkdir()
+    (run / "README.txt").write_text("not a log\n")  # skipped as run_files skips it
+    proc = _start([str(run), "--exit-on", "critical", "--report-dir", "pm"], tmp_path)
+    marks, stop, writer = _run_writer(run / "train.log", ZERO, 0.05)
+    try:
+        code = proc.wait(timeout=60)
+    finally:
+        stop.set()
+        writer.join()
+    assert code == 1
+    assert "ZERO_LOSS" in (proc.stdout.read() if proc.stdout else "")
+    report = json.loads((tmp_path / "pm" / "postmortem.json").read_text())
+    assert report["findings"][0]["id"] == "ZERO_LOSS"

@@ -88,6 +88,8 @@ def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
             _note(hit, "Exit code 1 is a Python exception in a worker: its traceback above names the cause.",
                   "退出码 1 表示某个 worker 抛了 Python 异常，上面的 traceback 就是原因。")
         return [hit]
+    if run.meta.get("live"):  # a log still being written (watch, the callback): where it ends now is not the run's end
+        return []
     return _cut_traceback(run, params) or _truncated(run, params)
 
 
