@@ -98,6 +98,22 @@ class Live:
 PREFLIGHT_LOW = 0.01  # under 1 % of the first batches' tokens supervised: a warning (SFT chat data: 10-50 %)
 
 
+def describe(finding: Finding, lang: str = "en") -> str:
+    """A finding as ``watch`` and the trainer callback print it: severity, id, where, title; its summary below."""
+    from logpost.report.context import strings, tr
+
+    sev = tr(strings(), f"sev_{finding.severity.label}", lang)
+    if lang == "zh":
+        where = "，".join(p for p in (f"第 {finding.first_step} 步" if finding.first_step is not None else "",
+                                     f"第 {finding.first_line} 行" if finding.first_line is not None else "") if p)
+        head = f"{sev} {finding.id}" + (f"（{where}）" if where else "") + "："
+    else:
+        where = ", ".join(p for p in (f"step {finding.first_step}" if finding.first_step is not None else "",
+                                      f"line {finding.first_line}" if finding.first_line is not None else "") if p)
+        head = f"{sev.upper()} {finding.id}" + (f" ({where})" if where else "") + ": "
+    return f"{head}{finding.title[lang]}\n  {finding.summary[lang]}"
+
+
 def _plain(value: Any) -> Any:
     """A logged value as JSON can hold it (a tensor or numpy scalar becomes its number)."""
     if isinstance(value, bool | int | str) or value is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from logpost.analyze import Options, analyze
-from logpost.live import Live, write_postmortem
+from logpost.live import Live, describe, write_postmortem
 from logpost.model import Finding, Postmortem, RunLog, Severity
 
 SLOW = 0.5  # seconds: a diagnosis that takes longer delays the next one (see Watch.check)
@@ -216,11 +216,8 @@ class Watch:
         return new
 
     def report(self, finding: Finding) -> None:
-        lang = self.options.lang if self.options.lang in ("en", "zh") else "en"
-        where = ", ".join(p for p in (f"step {finding.first_step}" if finding.first_step is not None else "",
-                                      f"line {finding.first_line}" if finding.first_line is not None else "") if p)
-        head = f"{finding.severity.label.upper()} {finding.id}" + (f" ({where})" if where else "")
-        print(f"{head}: {finding.title[lang]}\n  {finding.summary[lang]}", file=self.out, flush=True)
+        print(describe(finding, self.options.lang if self.options.lang in ("en", "zh") else "en"), file=self.out,
+              flush=True)
         if self.options.on_finding:
             self._hook(finding)
 

@@ -45,7 +45,7 @@ from typing import Any, TextIO
 from transformers import TrainerCallback
 
 from logpost.integrations import LogpostStop
-from logpost.live import Live, write_postmortem
+from logpost.live import Live, describe, write_postmortem
 from logpost.model import Finding, Severity
 
 PREFLIGHT_BATCHES = 8  # the batches counted before training (the ZERO_LOSS remediation says the same)
@@ -179,10 +179,8 @@ class LogpostCallback(TrainerCallback):  # type: ignore[misc]
                 return
 
     def _print(self, finding: Finding) -> None:
-        lang = self.lang if self.lang in ("en", "zh") else "en"
-        step = f" (step {finding.first_step})" if finding.first_step is not None else ""
-        print(f"logpost: {finding.severity.label.upper()} {finding.id}{step}: {finding.title[lang]}\n"
-              f"  {finding.summary[lang]}", file=self.out or sys.stderr, flush=True)
+        text = describe(finding, self.lang if self.lang in ("en", "zh") else "en")
+        print(f"logpost: {text}", file=self.out or sys.stderr, flush=True)
 
     def _write(self, pm: Any) -> None:
         if self.report_dir and self.main:
