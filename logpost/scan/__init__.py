@@ -122,6 +122,9 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
     if analysis.select or analysis.ignore:
         _check_selection(analysis)
     specs = discover(roots, o.globs, o.excludes)
+    if not specs:
+        shown = ", ".join(o.globs[:6]) + (", ..." if len(o.globs) > 6 else "")
+        raise InputError(f"no runs found in {', '.join(roots)} (no log files named {shown}; see --glob)")
     db = o.db or default_db()
     with Catalog.open(db) as cat:
         known = cat.known()

@@ -100,6 +100,8 @@ def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         return [hit]
     if run.meta.get("live"):  # a log still being written (watch, the callback): where it ends now is not the run's end
         return []
+    if run.facts.truncated:  # the file was cut short (half-copied, still being written): its end is not the run's
+        return _crashed(run, params)
     return _cut_traceback(run, params) or _crashed(run, params) or _truncated(run, params)
 
 
