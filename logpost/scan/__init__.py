@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
+from logpost import storage
 from logpost.analyze import Options
 from logpost.model import InputError, Severity
 from logpost.outputs import write_atomic
@@ -47,6 +49,8 @@ class ScanOptions:
         report_dir: write each analysed run's postmortem here (``report_format``, ``report_lang``).
         force: re-analyse every run, changed or not.
         filters: which rows the result keeps (the catalog still records every run).
+        storage: options of the fsspec file systems for URL paths (``s3://...``): endpoint, profile,
+            credentials. Sent to the workers with each task, never written to the catalog or outputs.
     """
 
     db: str | None = None
@@ -60,6 +64,7 @@ class ScanOptions:
     report_lang: str = "both"
     force: bool = False
     filters: Filters = field(default_factory=Filters)
+    storage: tuple[tuple[str, Any], ...] = ()  # object storage options (``logpost.storage.parse_options``)
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
     fingerprint = analysis_fingerprint(analysis)
     if analysis.select or analysis.ignore:
         _check_selection(analysis)
+    storage.configure(o.storage)
     specs = discover(roots, o.globs, o.excludes)
     db = o.db or default_db()
     with Catalog.open(db) as cat:
@@ -134,7 +140,7 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
                      or (report is not None and (k[3] != report or not os.path.exists(report))))
             if stale:
                 tasks.append(Task(spec, analysis, fingerprint, o.report_format if report else None,
-                                  o.report_lang))
+                                  o.report_lang, o.storage))
         outcomes = run_dask(tasks, o.dask) if o.dask else run_local(tasks, o.jobs)
         errors = 0
         with contextlib.closing(outcomes):
@@ -150,7 +156,10 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
         found = {s.path for s in specs}
         cat.mark_present(roots, found)
         rows = cat.rows(o.filters, paths=found)
-    only = os.path.abspath(roots[0]) if len(roots) == 1 and os.path.isdir(roots[0]) else None
+    if len(roots) == 1 and storage.is_url(roots[0]):
+        only: str | None = roots[0].rstrip("/")
+    else:
+        only = os.path.abspath(roots[0]) if len(roots) == 1 and os.path.isdir(roots[0]) else None
     return ScanResult(rows=rows, db=db, base=only, discovered=len(specs), analyzed=len(tasks), errors=errors,
                       seconds=time.perf_counter() - start)
 
