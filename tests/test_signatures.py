@@ -343,6 +343,53 @@ def test_user_rule_matches_and_orders(tmp_path):
     assert "EARLY_TERMINATION" in next(f for f in found if f.id == "MY_DISK").explains
 
 
+def _rule(folder: Path, name: str, sig_id: str) -> None:
+    (folder / name).write_text(f'id = "{sig_id}"\nseverity = "warning"\n[title]\nen = "t"\nzh = "t"\n[summary]\n'
+                               'en = "s"\nzh = "s"\n[why]\nen = "w"\nzh = "w"\n[[remediation]]\nen = "r"\nzh = "r"\n'
+                               '[[patterns]]\nregex = "quota exceeded"\nsamples = ["Disk quota exceeded"]\n',
+                               encoding="utf-8")
+
+
+def test_duplicate_signature_id_is_a_load_error(tmp_path):
+    from logpost.model import InputError
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    _rule(one, "A.toml", "MY_DISK")
+    _rule(one, "B.toml", "MY_DISK")  # two files, one id: the second would silently replace the first
+    with pytest.raises(InputError, match=r"B\.toml: id MY_DISK is already defined in .*A\.toml"):
+        load_catalogue([str(one)])
+    (one / "B.toml").unlink()
+    _rule(two, "C.toml", "MY_DISK")  # so is the same id in two user folders
+    with pytest.raises(InputError, match="C.toml: id MY_DISK is already defined"):
+        load_catalogue([str(one), str(two)])
+    _rule(two, "C.toml", "CUDA_OOM")  # while a user file may replace a built-in id
+    assert load_catalogue([str(two)])["CUDA_OOM"].path == str(two / "C.toml")
+
+
+def test_second_detector_for_an_id_is_an_error():
+    from logpost.signatures.base import DETECTORS, detector
+
+    load_catalogue()
+    assert "ZERO_LOSS" in DETECTORS
+    with pytest.raises(RuntimeError, match="two detectors for ZERO_LOSS"):
+        detector("ZERO_LOSS")(lambda run, params: [])
+
+
+def test_detector_modules_import_down_only():
+    """The registry imports the detector modules; they import `base`, never the registry (no cycle)."""
+    import ast
+
+    from logpost.signatures import registry
+
+    for name in registry.DETECTOR_MODULES:
+        tree = ast.parse((registry.CATALOGUE.parent / f"{name}.py").read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        siblings = {m for m in imported if m.startswith("logpost.signatures.")}
+        assert siblings <= {"logpost.signatures.base", "logpost.signatures.hang"}, (name, siblings)
+
+
 def test_cli_rules_bad_rule_exit_2(tmp_path):
     from click.testing import CliRunner
 

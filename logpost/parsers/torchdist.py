@@ -73,6 +73,7 @@ _TEARDOWN = ("Some NCCL operations have failed or timed out", "taking the entire
              "dump signal due to a collective timeout",
              # torch >= 2.2 heartbeat monitor: the watchdog thread itself was stuck in a NCCL/CUDA call
              "Heartbeat monitor timed out", "watchdog got stuck for")
+_NCCL_INIT = re.compile(r"NCCL INFO .*\bnranks (\d+)\b.*Init COMPLETE")
 _FLIGHT = ("FlightRecorder", "Flight Recorder", "preparing to dump debug info", "TORCH_NCCL_TRACE_BUFFER_SIZE")
 
 
@@ -96,7 +97,9 @@ class TorchDistParser(LineParser):
     markers = ("exitcode", "closing signal", "death signal", "ChildFailedError", "Root Cause", "Watchdog caught", "WorkNCCL(",
                "NET/IB", "srun: error", "FlightRecorder",
                # torch >= 2.2; the heartbeat's last line is glog level F, which the event parser does not take
-               "Heartbeat monitor timed out", "watchdog got stuck for", "dump signal due to a collective timeout")
+               "Heartbeat monitor timed out", "watchdog got stuck for", "dump signal due to a collective timeout",
+               # NCCL_DEBUG=INFO: a communicator is up (meta nccl_ranks: its nranks, stated by the first such line)
+               "Init COMPLETE")
 
     def __init__(self) -> None:
         self.table: dict[str, Any] | None = None
@@ -106,6 +109,12 @@ class TorchDistParser(LineParser):
             return
         text = line.text
         if self.table is not None and self._table_line(line, out):
+            return
+        if "Init COMPLETE" in text:
+            m = _NCCL_INIT.search(text)
+            if m:
+                out.saw("nccl")
+                out.set_meta("nccl_ranks", int(m.group(1)), line)
             return
         if "ChildFailedError" in text:
             out.saw("torchrun")

@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from logpost import __version__
-from logpost.model import LANGS, Finding, Postmortem, Severity
+from logpost.model import LANGS, Finding, Postmortem, Severity, fmt_number
 from logpost.report.appendix import Excerpt, excerpts, head, readable
-from logpost.signatures.registry import fmt_number
 
 TABLE_ROWS = 12  # rows of the compact metrics table
 CONTEXT_LINES = 2  # lines shown before and after each cited line in the appendix
@@ -242,33 +241,26 @@ class ReportContext:
     charts: tuple[Chart, ...] = ()
 
 
-def train_sorted(pm: Postmortem) -> pd.DataFrame:
-    """Training records in step order (then line order)."""
-    frame = pm.run.frame
-    return frame[frame["kind"] == "train"].sort_values(["step", "line"], kind="stable")
-
-
 def run_summary(pm: Postmortem) -> RunSummary:
     run = pm.run
-    train = train_sorted(pm)
+    train = run.facts.train
     losses = train["loss"]
     finite = losses[np.isfinite(losses.to_numpy(dtype="float64", na_value=np.nan))]
     steps = pm.run.frame["step"].dropna()
-    completed = run.meta.get("completed")
     return RunSummary(
-        source=pm.source, framework=run.framework, frameworks=run.frameworks, model=run.meta.get("model"),
+        source=pm.source, framework=run.framework, frameworks=run.frameworks, model=run.facts.model,
         lines=run.lines, records=len(run.frame), train_records=len(train),
         first_step=int(steps.min()) if len(steps) else None, last_step=int(steps.max()) if len(steps) else None,
         loss_first=float(losses.iloc[0]) if len(losses) and not pd.isna(losses.iloc[0]) else None,
         loss_last=float(losses.iloc[-1]) if len(losses) and not pd.isna(losses.iloc[-1]) else None,
         loss_min=float(finite.min()) if len(finite) else None,
-        completed=bool(completed) if completed is not None else None,
+        completed=True if run.facts.completed else None,
         step_method=step_method_texts(pm, strings()))
 
 
 def step_method_texts(pm: Postmortem, table: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     """How the training records got their steps, said from the frame's ``step_source`` column."""
-    train = pm.run.frame[pm.run.frame["kind"] == "train"]
+    train = pm.run.facts.train
     sources = train["step_source"].dropna()
     if sources.empty:
         key, kw = "step_method_none", {}
@@ -277,14 +269,14 @@ def step_method_texts(pm: Postmortem, table: Mapping[str, Mapping[str, str]]) ->
         steps = train["step"].dropna().astype("int64").sort_values()
         gaps = steps.diff().dropna()
         interval = int(gaps[gaps > 0].median()) if (gaps > 0).any() else 1
-        spe = pm.run.meta.get("header", {}).get("steps_per_epoch")
+        spe = pm.run.facts.header.get("steps_per_epoch")
         key = f"step_method_{source}" if source in ("logged", "epoch", "progress", "interval") else "step_method_ordinal"
         kw = {"interval": interval, "spe": num(spe) if spe is not None else "?"}
     return {lg: tr(table, key, lg, **kw) for lg in LANGS}
 
 
 def metrics_rows(pm: Postmortem, limit: int = TABLE_ROWS) -> tuple[MetricsRow, ...]:
-    train = train_sorted(pm)
+    train = pm.run.facts.train
     if train.empty:
         return ()
     flagged_lines = {e.line for f in pm.findings for e in f.evidence if e.line is not None}
@@ -342,24 +334,16 @@ def build_context(pm: Postmortem, lang: str = "both",
 # -- executive summary ---------------------------------------------------------------------------
 
 def _train_steps(pm: Postmortem) -> tuple[int | None, int | None, int]:
-    steps = train_sorted(pm)["step"].dropna()
+    steps = pm.run.facts.train["step"].dropna()
     if not len(steps):
         return None, None, 0
     return int(steps.min()), int(steps.max()), int(steps.nunique())
 
 
-def _planned(pm: Postmortem) -> int | None:
-    header = pm.run.meta.get("header") or {}
-    for value in (header.get("total_steps"), pm.run.meta.get("max_steps")):
-        if isinstance(value, int | float) and value > 0:
-            return int(value)
-    return None
-
-
 def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[str, str]]) -> ExecSummary:
     """What went wrong, since when, and what it cost, in plain words per language."""
     first, last, logged = _train_steps(pm)
-    planned = _planned(pm)
+    planned = pm.run.facts.total_steps
     root = pm.findings[0] if pm.findings else None
     wasted = share = None
     span = last - (first if first is not None else 1) + 1 if last is not None else 0
@@ -397,7 +381,7 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
         if others:
             say.append(tr(table, "sum_others", lg, n=len(others), ids=("、" if lg == "zh" else ", ").join(others)))
         out[lg] = tuple(say)
-    train = train_sorted(pm)
+    train = pm.run.facts.train
     ends = ["–", "–"]
     for i, pos in enumerate((0, -1)):
         if len(train):
@@ -429,11 +413,11 @@ def find_time(text: str) -> str | None:
 def _known_texts(pm: Postmortem) -> list[tuple[int, str]]:
     """Lines whose text the parsers kept, with their numbers: metadata lines, events, evidence."""
     run = pm.run
-    out = [(v[0], v[1]) for v in run.meta.get("_lines", {}).values() if isinstance(v, tuple | list) and len(v) == 2]
+    out = [(v[0], v[1]) for v in run.facts.stated.values() if isinstance(v, tuple | list) and len(v) == 2]
     out += [(e.line, e.text) for e in run.events]
     out += [(e.line, e.text) for f in pm.findings for e in f.evidence if e.line is not None]
-    if run.meta.get("last_line_text"):
-        out.append((run.lines, str(run.meta["last_line_text"])))
+    if run.facts.last_line_text:
+        out.append((run.lines, run.facts.last_line_text))
     return sorted(out, key=lambda p: p[0])
 
 
@@ -464,7 +448,8 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
              started: str | None = None) -> tuple[TimelineEntry, ...]:
     """Start, training header, first record, first sign of each finding, errors, last record, end."""
     run = pm.run
-    lines = run.meta.get("_lines", {})
+    lines = run.facts.stated
+    completed = run.facts.completed
     out: list[TimelineEntry] = []
     texts = dict(_known_texts(pm))
 
@@ -474,11 +459,11 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
     out.append(TimelineEntry("start", 1, None, started, _both(table, "tl_start"), None))
     header_lines = [v[0] for k, v in lines.items() if k.startswith("header:")]
     if header_lines:
-        ln = min(header_lines)
-        planned = _planned(pm)
-        key, kw = ("tl_header_planned", {"planned": planned}) if planned else ("tl_header", {})
+        ln: int | None = min(header_lines)
+        steps = pm.run.facts.total_steps
+        key, kw = ("tl_header_planned", {"planned": steps}) if steps else ("tl_header", {})
         out.append(TimelineEntry("header", ln, None, when(ln), _both(table, key, **kw), None))
-    train = train_sorted(pm)
+    train = pm.run.facts.train
     for kind, pos in (("first_record", 0), ("last_record", -1)):
         if train.empty or (kind == "last_record" and len(train) < 2):
             continue
@@ -503,23 +488,20 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
                                  _both(table, "tl_more_errors", n=len(errors) - MAX_TIMELINE_ERRORS), last.text,
                                  count=last.count))
     done = lines.get("completed")
-    if run.meta.get("completed") and done:
+    if completed and done:
         out.append(TimelineEntry("completed", done[0], None, when(done[0]), _both(table, "tl_completed"), done[1]))
-    elif run.meta.get("completed"):
+    elif completed:
         out.append(TimelineEntry("completed", None, None, None, _both(table, "tl_completed"), None))
-    end_key = "tl_end" if run.meta.get("completed") else "tl_end_abrupt"
-    if not (done and done[0] == run.lines and run.meta.get("completed")):  # else "completed" says it already
+    end_key = "tl_end" if completed else "tl_end_abrupt"
+    if not (done and done[0] == run.lines and completed):  # else "completed" says it already
         out.append(TimelineEntry("end", run.lines or None, None, when(run.lines), _both(table, end_key),
-                                 run.meta.get("last_line_text") or None))
+                                 run.facts.last_line_text or None))
     order = {"start": 0, "end": 2}
     return tuple(sorted(out, key=lambda e: (order.get(e.kind, 1), e.line if e.line is not None else 1 << 62)))
 
 
 # -- configuration seen in the log ---------------------------------------------------------------
 
-# Metadata the parsers keep for their own use, not settings of the run.
-_NOT_CONFIG = frozenset({"summary_line", "completed", "last_line_text", "bytes", "events_dropped", "header",
-                         "truncated", "sources"})
 # Known keys first, in reading order; any other setting a parser records follows under its own name.
 CONFIG_ORDER = ("model", "dtype", "bf16", "fp16", "learning_rate", "lr_scheduler_type", "warmup_steps", "warmup_ratio",
                 "max_grad_norm", "logging_nan_inf_filter", "zero_stage", "deepspeed", "deepspeed_version", "num_examples", "num_epochs", "steps_per_epoch", "per_device_batch_size",
@@ -542,16 +524,14 @@ def _value(v: Any) -> str:
 
 def configuration(pm: Postmortem, table: Mapping[str, Mapping[str, str]]) -> tuple[ConfigItem, ...]:
     """Every setting the log printed (HF header, Axolotl counts, model ...), with the line that said it."""
-    meta = pm.run.meta
-    where = meta.get("_lines", {})
+    facts = pm.run.facts
+    where = facts.stated
     found: dict[str, tuple[Any, int | None]] = {}
-    for key, value in meta.items():
-        if key.startswith("_") or key in _NOT_CONFIG or isinstance(value, dict | list | tuple):
-            continue
+    for key, value in facts.settings.items():
         name = key.split(":", 1)[1] if key.startswith("header:") else key
         line = where.get(key, (None,))[0]
         found.setdefault(name, (value, line))
-    for name, value in (meta.get("header") or {}).items():  # trainer_state.json has no line numbers
+    for name, value in facts.header.items():  # trainer_state.json has no line numbers
         if not isinstance(value, dict | list | tuple):
             found.setdefault(name, (value, where.get("header:" + name, (None,))[0]))
     if pm.run.frameworks:

@@ -10,85 +10,14 @@ ChildFailedError summaries and shells (128 + signal).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import regex
 
-from logpost.model import Event, RunLog
+from logpost.model import Evidence, RunLog, Severity
+from logpost.signatures.base import Exit, Hit, detector, distributed, event_evidence, exits, multi_process
+from logpost.signatures.base import note as _note
 from logpost.signatures.hang import find_stall
-from logpost.signatures.loss import _note
-from logpost.signatures.registry import Hit, detector, event_evidence
-
-_EXIT = regex.compile(
-    r"failed \(exitcode: (?P<code>-?\d+)\)(?: local_rank: (?P<rank>\d+))?"
-    r"|exits with return code = (?P<code>-?\d+)"
-    r"|exitcode\s*:\s*(?P<code>-?\d+)"
-    r"|returned non-zero exit status (?P<code>-?\d+)"
-    r"|Signal (?P<signal>\d+) \(SIG\w+\) received by PID"
-    r"|exited with (?:exit )?code (?P<code>\d+)"
-    r"|Exited with exit code (?P<code>\d+)")
-SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 7: "SIGBUS", 15: "SIGTERM", 2: "SIGINT", 1: "SIGHUP"}
-
-
-@dataclass(frozen=True)
-class Exit:
-    event: Event
-    code: int
-    signal: int | None  # the signal that killed the process, from a negative code or 128+N
-
-    @property
-    def signal_name(self) -> str | None:
-        return SIGNALS.get(self.signal, f"signal {self.signal}") if self.signal else None
-
-
-def exits(run: RunLog) -> list[Exit]:
-    """Non-zero process exits the log reports, in line order."""
-    out = []
-    for e in run.events:
-        data = e.data or {}
-        code: int | None = None
-        sig: int | None = None
-        if data.get("tag") == "exit" and isinstance(data.get("code"), int):
-            code = int(data["code"])
-            sig = int(data["signal"]) if isinstance(data.get("signal"), int) else None
-        elif e.kind in ("error", "traceback", "warning"):
-            m = _EXIT.search(e.text)
-            if not m:
-                continue
-            if m.group("signal"):
-                sig = int(m.group("signal"))
-                code = -sig
-            elif m.group("code") is not None:
-                code = int(m.group("code"))
-        if code is None or code == 0:
-            continue
-        if sig is None:
-            # Popen returns -N for a signal; shells and srun report 128+N
-            sig = -code if code < 0 else (code - 128 if 128 < code < 160 else None)
-        out.append(Exit(e, code, sig))
-    out.sort(key=lambda x: x.event.line)  # events come in emission order: a traceback is emitted at its end
-    return out
-
-
-def distributed(run: RunLog) -> bool:
-    """A multi-process launch: a launcher exit line, rank prefixes, or a ChildFailedError."""
-    return any(e.rank is not None or "ChildFailedError" in e.text or "elastic" in e.text
-               or "local_rank" in e.text or (e.data or {}).get("tag") == "exit" for e in run.events)
-
-
-def multi_process(run: RunLog) -> bool:
-    """Several ranks take part, so a hang sits in a collective: rank prefixes on records or events, a
-    launcher, NCCL lines, Megatron/DeepSpeed, or an HF header whose total batch spans several processes."""
-    if distributed(run) or set(run.frameworks) & {"megatron", "deepspeed", "torchrun", "torchtitan"}:
-        return True
-    if "rank" in run.frame and run.frame["rank"].notna().any():
-        return True
-    if any("NCCL" in e.text for e in run.events):
-        return True
-    h = run.meta.get("header", {})
-    per, acc, total = h.get("per_device_batch_size"), h.get("gradient_accumulation_steps"), h.get("total_batch_size")
-    return bool(per and acc and total and total > per * acc)
 
 
 @detector("HOST_OOM")
@@ -109,7 +38,7 @@ def nccl_timeout_from_abort(run: RunLog, params: Mapping[str, Any]) -> Iterable[
     the catalogue patterns."""
     aborted = [x for x in exits(run) if x.signal == 6]
     if not aborted or not distributed(run):
-        return _hang(run, params)
+        return _teardown(run, params) or _hang(run, params) or _after_init(run, params)
     x = aborted[0]
     hit = Hit(evidence=[event_evidence(k.event) for k in aborted[:3]], confidence=params["sigabrt_confidence"],
               first_line=x.event.line, facts={"code": x.code, "signal": x.signal_name, "rank": _rank(x)})
@@ -118,6 +47,52 @@ def nccl_timeout_from_abort(run: RunLog, params: Mapping[str, Any]) -> Iterable[
           "other ranks to confirm.",
           "这是从退出码推断的：有 worker 被 abort（SIGABRT，-6），NCCL watchdog 在集合通信超时后"
           "就是这样结束进程的。可以在其他 rank 的日志里找 watchdog 的报错来确认。")
+    return [hit]
+
+
+# The NCCL watchdog's words across torch versions (shared/formats/deepspeed.md, section NCCL): the teardown
+# ("Some NCCL operations have failed or timed out", "To avoid data inconsistency, we are taking the entire
+# process down"), the work it caught ("failure detected by watchdog", "Exception (either an error or timeout)
+# detected by watchdog at work"), "Watchdog caught collective operation timeout", Flight Recorder dumps. They
+# say "failed or timed out": with no NCCL error named in the log (NCCL_ERROR's markers), it is the timeout.
+_WATCHDOG = regex.compile(r"Some NCCL operations have failed or timed out|taking the entire process down"
+                          r"|(?:failure|timeout\)) detected by watchdog|Watchdog caught|watchdog thread terminated"
+                          r"|Flight ?Recorder|dump(?:ing)? debug info", regex.I)
+_NCCL_FAULT = regex.compile(r"nccl\w*Error|unhandled (?:system|cuda) error|remote process exited|NCCL WARN NET"
+                            r"|Got completion from peer|NCCL error|Connection reset by peer|internal error|invalid usage",
+                            regex.I)
+
+
+def _teardown(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
+    """The watchdog tore the process down and the log names no NCCL error: a collective timed out."""
+    said = [e for e in run.events if (e.data or {}).get("tag") in ("nccl_watchdog", "nccl_timeout")
+            or (e.kind in ("error", "warning", "traceback") and _WATCHDOG.search(e.text))]
+    if not said or any(_NCCL_FAULT.search(e.text) or (e.data or {}).get("tag") == "nccl_error" for e in run.events):
+        return []
+    return [Hit(evidence=[event_evidence(e) for e in said[:3]], confidence=params["teardown_confidence"],
+                first_line=min(e.line for e in said), facts={"events": len(said)})]
+
+
+def _after_init(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
+    """A multi-rank log whose NCCL communicators came up (``Init COMPLETE``) and that ends there: no training
+    step, no error, no normal end after the last init line: a hang in the first collective or a silent stop."""
+    facts = run.facts
+    nranks = facts.settings.get("nccl_ranks")
+    first = facts.stated.get("nccl_ranks")
+    if not isinstance(nranks, int) or nranks < 2 or first is None or facts.finished:
+        return []
+    frame = run.frame
+    if frame["step"].notna().any():
+        return []
+    if any(e.line > first[0] and e.kind in ("error", "traceback") for e in run.events):
+        return []
+    evidence = [Evidence(first[0], first[1])]
+    if facts.last_line_text and run.lines and run.lines != first[0]:
+        evidence.append(Evidence(run.lines, facts.last_line_text))
+    last = first[0]
+    hit = Hit(evidence=evidence, confidence=params["after_init_confidence"], first_line=last,
+              facts={"nranks": nranks, "init_line": last, "lines_after": max(0, run.lines - last)},
+              severity=Severity.WARNING, variant="after_init")
     return [hit]
 
 

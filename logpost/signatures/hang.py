@@ -145,8 +145,8 @@ def tail_lines(run: RunLog, params: dict[str, Any] | Any, since: int = 0) -> lis
     """The normalised lines of the last ``tail_kib`` KiB the parsers read (from line ``since`` on), with
     their line numbers; None when the source cannot be read again (stdin, a run directory, a large
     ``.gz``, a cut-short read)."""
-    source, end = run.source, run.meta.get("bytes")
-    if not isinstance(end, int) or run.meta.get("truncated") or not storage.is_file(source):
+    source, end = run.source, run.facts.bytes
+    if end is None or run.facts.truncated or not storage.is_file(source):
         return None
     try:
         with storage.open_binary(source) as fh:
@@ -182,7 +182,7 @@ def tail_lines(run: RunLog, params: dict[str, Any] | Any, since: int = 0) -> lis
 
 def _fallback_lines(run: RunLog, anchor: Evidence) -> list[Line]:
     """From stdin: the last record's own text and the log's last line are all that is left."""
-    last = str(run.meta.get("last_line_text") or "")
+    last = run.facts.last_line_text
     lines = [Line(anchor.line or 0, anchor.text)]
     if last and run.lines > (anchor.line or 0):
         lines.append(Line(run.lines, last))
@@ -278,9 +278,9 @@ def find_stall(run: RunLog, params: Any) -> Stall | None:
     """The hang the log proves, or None. ``params``: ``hang_floor_minutes``, ``hang_record_periods``,
     ``hang_unknown_period_minutes``, ``tail_kib``, ``gz_max_mib`` (see NCCL_TIMEOUT.toml)."""
     frame = run.frame
-    if run.meta.get("completed") or (frame["kind"] == "summary").any():
+    if run.facts.finished:
         return None
-    train = frame[frame["kind"] == "train"]
+    train = run.facts.train
     if train.empty or train["line"].isna().all():
         return None  # nothing trained yet: a job still queued or loading is not a hang
     if any((e.data or {}).get("tag") == "nccl_timeout" for e in run.events):

@@ -10,10 +10,19 @@ import pandas as pd
 import regex
 
 from logpost.model import Evidence, RunLog, Severity
-from logpost.signatures.distributed import exits, multi_process
+from logpost.signatures.base import (
+    Hit,
+    detector,
+    event_evidence,
+    exits,
+    find_events,
+    multi_process,
+    ordered_train,
+    row_evidence,
+)
+from logpost.signatures.base import first_value as _first
+from logpost.signatures.base import note as _note
 from logpost.signatures.hang import find_stall, tail_lines
-from logpost.signatures.loss import _first, _note, ordered_train, row_evidence
-from logpost.signatures.registry import Hit, detector, event_evidence, find_events
 
 KILLED = r"^\s*Killed\s*$|CANCELLED AT .* DUE TO TIME LIMIT|Main process received SIG(?:TERM|INT)"
 MEANING = {  # what an exit code means in practice (shared/formats/deepspeed.md, section 5)
@@ -34,6 +43,30 @@ THROUGHPUT_COLUMNS = ("tps", "tokens/train_per_sec_per_gpu", "tokens_per_second_
 # time per step columns, lower is better (Megatron "elapsed time per iteration")
 STEP_TIME_COLUMNS = ("iteration_time_s", "iteration_time_ms", "step_time")
 _SEC_PER_IT = regex.compile(r"(?P<sec>\d+(?:\.\d+)?)s/it\b")
+
+
+DONE_SHARE = 0.98  # a last step within 2% of the total is a finished run whose summary was not printed
+
+
+def total_steps(run: RunLog) -> float | None:
+    """The run's planned number of optimizer steps: the ``***** Running training *****`` header, a
+    ``max_steps``, or the ``N/M`` of a progress bar or a Megatron iteration line."""
+    total: float | None = run.facts.total_steps
+    frame = run.frame
+    if not total and "total_steps" in frame and frame["total_steps"].notna().any():
+        total = float(frame["total_steps"].dropna().iloc[-1])
+    return float(total) if total else None
+
+
+def ended_normally(run: RunLog) -> bool:
+    """The log shows the run's normal end: a final summary (HF ``train_runtime`` / ``TrainOutput``, a
+    ``***** train metrics *****`` table), "Training completed", or a last step at the total steps."""
+    if run.facts.finished:
+        return True
+    frame = run.frame
+    total = total_steps(run)
+    steps = frame.loc[frame["kind"].isin(("train", "optimizer")), "step"].dropna()
+    return bool(total and len(steps) and float(steps.max()) >= DONE_SHARE * total)
 
 
 @detector("EARLY_TERMINATION")
@@ -66,7 +99,7 @@ def _cut_traceback(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
     names the cause was cut off (copied short, or lost in an unflushed buffer). Nothing is guessed
     about the cause; the hit shows where it happened."""
     cut = [e for e in run.events if (e.data or {}).get("tag") == "traceback_cut"]
-    if not cut or run.meta.get("completed") or (run.frame["kind"] == "summary").any():
+    if not cut or run.facts.finished:
         return []
     if max(int(e.data.get("end_line") or e.line) for e in cut) < run.lines:
         return []  # the log goes on after it: an exception line we could not read, not a cut
@@ -76,7 +109,7 @@ def _cut_traceback(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
                              "tracebacks": len(cut)}
     evidence = [event_evidence(e)]
     evidence += _innermost_frame(run, e, params)
-    train = run.train_rows()
+    train = run.facts.train
     before = train[train["line"].notna() & (train["line"] < e.line)]
     if len(before):
         last = before.sort_values("line", kind="stable").tail(1)
@@ -111,29 +144,38 @@ def _innermost_frame(run: RunLog, e: Any, params: Mapping[str, Any]) -> list[Evi
 
 
 def _truncated(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
-    frame = run.frame
-    if run.meta.get("completed") or (frame["kind"] == "summary").any():
+    """The log stops mid-run (variant ``ends_mid_run``): no normal end, no exit, the last step below
+    the total the header, ``max_steps`` or an ``N/M`` bar gave. A log holding the run's start (the
+    header that gives the total) is a whole log; an excerpt needs ``min_records`` to count."""
+    if ended_normally(run):
         return []
+    total = total_steps(run)
     train = ordered_train(run)
-    steps = train["step"].dropna()
-    total = run.meta.get("header", {}).get("total_steps") or run.meta.get("max_steps")
-    if "total_steps" in frame and frame["total_steps"].notna().any():
-        total = total or float(frame["total_steps"].dropna().iloc[-1])
-    # an excerpt pasted into an issue is cut anyway: ask for a real run's worth of records
-    if not total or len(steps) < params["min_records"]:
+    rows = train[train["step"].notna()]
+    if rows.empty:
+        rows = run.frame[(run.frame["kind"] == "optimizer") & run.frame["step"].notna()]
+    # the log holds the run's start: the header that announced the total comes before the first record
+    header = run.facts.stated.get("header:total_steps")
+    first_line = rows["line"].dropna()
+    whole = bool(header and (first_line.empty or header[0] < float(first_line.min())))
+    if not total or rows.empty or (not whole and len(rows) < params["min_records"]):
         return []
-    last = int(steps.iloc[-1])
-    if last >= params["done_share"] * float(total):
+    if find_stall(run, params) is not None:
+        return []  # it stalled: SLOW_THROUGHPUT / NCCL_TIMEOUT say so with the proof
+    last_row = rows.sort_values(["step", "line"], kind="stable").tail(1)
+    last = int(last_row["step"].iloc[0])
+    if last >= DONE_SHARE * total:
         return []
-    hit = Hit(evidence=row_evidence(run, train.tail(1)), confidence=params["truncated_confidence"],
-              first_step=last, first_line=_first(train.tail(1), "line"),
-              facts={"last_step": last, "total": int(total), "pct": round(100 * last / float(total), 1)},
-              severity=Severity.WARNING)
-    _note(hit, f"The log stops at step {last} of {int(total)} with no final summary: the run crashed, was preempted, "
-               "or was still running when the log was copied.",
-          f"日志停在第 {last} 步（共 {int(total)} 步），没有最终的训练汇总：训练崩溃了、被抢占了，"
-          "或者拷贝日志时还在跑。")
-    return [hit]
+    facts = {"last_step": last, "total": int(total), "pct": round(100 * last / total, 1)}
+    evidence = row_evidence(run, last_row)
+    if header:
+        evidence.insert(0, Evidence(header[0], header[1]))
+    last_text = run.facts.last_line_text
+    if last_text and run.lines and not any(e.line == run.lines for e in evidence):
+        evidence.append(Evidence(run.lines, last_text))
+    return [Hit(evidence=evidence, confidence=params["truncated_confidence"], first_step=last,
+                first_line=_first(last_row, "line"), facts=facts, severity=Severity.WARNING,
+                variant="ends_mid_run")]
 
 
 @detector("SLOW_THROUGHPUT")

@@ -11,53 +11,20 @@ import pandas as pd
 
 from logpost.frame import logged_nonfinite
 from logpost.model import Evidence, RunLog, Severity
-from logpost.signatures.registry import Hit, detector, find_events
-
-LR_BEFORE_STEP = r"tried to get lr value before scheduler/optimizer started stepping"
+from logpost.signatures.base import (
+    LR_BEFORE_STEP,
+    Hit,
+    detector,
+    find_events,
+    is_rl,
+    ordered_train,
+    row_evidence,
+)
+from logpost.signatures.base import first_value as _first
+from logpost.signatures.base import note as _note
 
 # Frameworks that log through HF Trainer (its logging_nan_inf_filter applies)
 HF_FAMILY = frozenset({"hf", "axolotl", "llamafactory", "swift"})
-# Keys only RL trainers log (TRL GRPO/PPO/RLOO): their loss is ~0 by construction (trl#3452).
-RL_KEYS = ("reward", "reward_std", "kl", "frac_reward_zero_std", "completion_length", "completions/mean_length")
-
-
-DPO_REWARDS = frozenset({"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"})
-
-
-def is_rl(frame: pd.DataFrame) -> bool:
-    """A GRPO/PPO-style log: it has reward or KL keys (DPO's rewards/* do not count)."""
-    return any((c in RL_KEYS or (c.startswith("rewards/") and c not in DPO_REWARDS)) and frame[c].notna().any()
-               for c in frame.columns)
-
-
-def ordered_train(run: RunLog) -> pd.DataFrame:
-    """The training rows by step, then line (a log is usually in that order already: then no second copy)."""
-    rows = run.train_rows()
-    step, line = rows["step"], rows["line"]
-    if not step.hasnans and step.is_monotonic_increasing and line.is_monotonic_increasing:
-        return rows
-    return rows.sort_values(["step", "line"], kind="stable", na_position="last")
-
-
-def row_evidence(run: RunLog, rows: pd.DataFrame) -> list[Evidence]:
-    out = []
-    for idx, row in rows.iterrows():
-        text = run.text(idx)
-        line = None if pd.isna(row["line"]) else int(row["line"])
-        step = None if pd.isna(row["step"]) else int(row["step"])
-        out.append(Evidence(line, text[:500], step))
-    return out
-
-
-def meta_evidence(run: RunLog, key: str) -> Evidence | None:
-    where = run.meta.get("_lines", {}).get(key)
-    return Evidence(where[0], where[1]) if where else None
-
-
-def _first(rows: pd.DataFrame, col: str) -> int | None:
-    if rows.empty or pd.isna(rows.iloc[0][col]):
-        return None
-    return int(rows.iloc[0][col])
 
 
 @detector("ZERO_LOSS")
@@ -66,9 +33,9 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     evidence: list[Evidence] = []
     facts: dict[str, Any] = {}
     direct = 0.0
-    sup = run.meta.get("total_supervised_tokens")
+    sup = run.facts.supervised_tokens
     if sup == 0:
-        ev = meta_evidence(run, "total_supervised_tokens")
+        ev = run.facts.evidence("total_supervised_tokens")
         if ev:
             evidence.append(ev)
         direct = params["direct_confidence"]
@@ -82,12 +49,19 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     loss, grad, lr = frame["loss"], frame["grad_norm"], frame["learning_rate"]
     grad_nan = logged_nonfinite(frame, "grad_norm")
     loss_nan = logged_nonfinite(frame, "loss")
-    grad_ok = (grad == 0) | (grad.isna() & ~grad_nan)
-    # loss exactly 0, or nan with grad_norm exactly 0: the mean over zero supervised tokens (0/0)
-    zero = ((loss == 0) & grad_ok) | (loss_nan & (grad == 0))
+    tiny = grad.abs() <= params["zero_grad_max"]
+    grad_ok = tiny | (grad.isna() & ~grad_nan)
+    pinned = _pinned_norm(loss, grad)
+    # loss exactly 0, or nan with grad_norm ~0: the mean over zero supervised tokens (0/0); or loss 0 under a
+    # grad_norm pinned at one non-zero value (the DeepSpeed sqrt(3) / clipped 1.0 cases)
+    zero = ((loss == 0) & (grad_ok | pinned)) | (loss_nan & tiny)
     n_zero = int(zero.sum())
+    # a short paste: a loss that was non-zero and then is exactly 0 with grad_norm ~0 needs fewer records
+    drop = bool(n_zero and (loss[~zero].dropna() > 0).any() and grad[zero].notna().all()
+                and int(zero.to_numpy().argmax()) > 0)
+    need = params["min_zero_records_after_loss"] if drop else params["min_zero_records"]
     series_hit = False
-    if n_zero >= min(params["min_zero_records"], len(frame)) and n_zero > 0:
+    if n_zero >= min(need, len(frame)) and n_zero > 0:
         k = int(zero.to_numpy().argmax())
         tail = zero.iloc[k:]
         lr_zero = lr[zero]
@@ -134,10 +108,20 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         if series_hit else direct
     if series_hit and direct:
         confidence = min(0.99, direct + 0.02)
+    few = series_hit and not direct and n_zero < params["min_zero_records_confident"]
+    if few:  # confidence scaled to the evidence: a short paste shows only a few records
+        confidence = min(confidence, params["few_records_confidence"])
+    if series_hit and bool(pinned[zero].all()) and not bool(tiny[zero].any()):
+        facts["pinned"] = float(grad[zero].iloc[0])
     evidence.sort(key=lambda e: e.line if e.line is not None else 0)
     hit = Hit(evidence=evidence, confidence=confidence, first_step=_first(first, "step"),
               first_line=_first(first, "line") if series_hit else (evidence[0].line if evidence else None),
               facts=facts)
+    if facts.get("pinned") is not None:
+        hit.variant = "pinned_grad_norm"
+    if few:
+        _note(hit, f"Low confidence: only {n_zero} record(s) show it; a longer stretch of the log would confirm it.",
+              f"置信度较低：只有 {n_zero} 条记录能看到这个现象，需要更长一段日志来确认。")
     if series_hit and not grad_present:
         _note(hit, "grad_norm is not logged, so the zero gradient is inferred from the loss alone.",
               "日志里没有 grad_norm，梯度为零是仅凭 loss 推断的。")
@@ -159,6 +143,19 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         _note(hit, "Every metric line reports tokens/trainable: 0.",
               "每一条指标都显示 tokens/trainable: 0。")
     return [hit]
+
+
+def _pinned_norm(loss: pd.Series, grad: pd.Series) -> pd.Series:
+    """Records with loss 0 whose non-zero grad_norm equals, to the last digit, the one of a neighbouring
+    record with loss 0: a gradient that is not computed from the loss (sqrt(3) = 1.7320508..., 1.0)."""
+    z = (loss == 0) & grad.notna() & (grad != 0)
+    g = grad.to_numpy(dtype="float64", na_value=np.nan)
+    zz = z.to_numpy()
+    same_prev = np.zeros(len(g), dtype=bool)
+    same_prev[1:] = zz[1:] & zz[:-1] & (g[1:] == g[:-1])
+    same_next = np.zeros(len(g), dtype=bool)
+    same_next[:-1] = same_prev[1:]
+    return pd.Series(same_prev | same_next, index=loss.index)
 
 
 @detector("NAN_LOSS")
@@ -277,6 +274,10 @@ def loss_spike(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
             if mad > 0 and (loss[i] - base) / mad < params["min_mads"]:
                 continue  # within this run's own noise
             spikes.append((i, base, jump))
+    jump = interval_jump(run, params) if not spikes else None
+    if jump is not None and jump[3]:
+        i = jump[1]
+        spikes = [(i, jump[2], float(loss[i]) / jump[2])]
     # a "spike" on more than a few percent of the records is the run's noise, not an event
     if not spikes or len(spikes) > max(1, params["max_share"] * len(loss)):
         return []
@@ -292,13 +293,45 @@ def loss_spike(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
                 first_line=_first(first, "line"), facts=facts)]
 
 
+# Trainers whose logged loss is a mean over the whole logging interval (tens of iterations), not one batch
+INTERVAL_MEAN = frozenset({"megatron"})
+
+
+def interval_jump(run: RunLog, params: Mapping[str, Any]) -> tuple[pd.DataFrame, int, float, bool] | None:
+    """Megatron's ``lm loss`` is averaged over each logging interval, so a rise of ``jump_factor`` between
+    two logged iterations is no batch noise: the first such record (its position in ``rows``), the level
+    before it (median of up to 3 records) and whether the next record came back (``jump_recover``)."""
+    if not INTERVAL_MEAN & set(run.frameworks) or is_rl(run.frame):
+        return None
+    rows = finite_losses(run)
+    loss = rows["loss"].to_numpy(dtype="float64")
+    for i in range(1, len(loss)):
+        base = float(np.median(loss[max(0, i - 3):i]))
+        if base > 0 and loss[i] >= params["jump_factor"] * base and loss[i] - base >= params["jump_min_delta"]:
+            recovered = i + 1 < len(loss) and bool(loss[i + 1:].min() <= params["jump_recover"] * base)
+            return rows, i, base, recovered
+    return None
+
+
 @detector("DIVERGENCE")
 def divergence(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
-    """The loss ends far above where it started and above its best, and stays there."""
+    """The loss ends far above where it started and above its best, and stays there; or an
+    interval-averaged loss (Megatron) jumps and does not come back (variant ``jump``)."""
     if is_rl(run.frame):
         return []  # RL losses hover around 0 and move with the policy, not with the fit
     rows = finite_losses(run)
     n = len(rows)
+    jump = interval_jump(run, params)
+    if jump is not None and not jump[3] and n < params["min_records"] * 2:
+        rows, i, base, _ = jump
+        end = float(rows["loss"].iloc[-1])
+        hit = Hit(evidence=row_evidence(run, rows.iloc[max(0, i - 1):]), confidence=params["jump_confidence"],
+                  first_step=_first(rows.iloc[i:], "step"), first_line=_first(rows.iloc[i:], "line"),
+                  facts={"start": round(base, 4), "end": round(end, 4), "best": round(base, 4), "n_rows": n,
+                         "ratio": round(end / base, 2)}, variant="jump")
+        _note(hit, f"Low confidence: {n} logged iteration(s), and the log ends {n - 1 - i} record(s) after the jump.",
+              f"置信度较低：只记录了 {n} 次迭代，跳升之后日志只剩 {n - 1 - i} 条记录。")
+        return [hit]
     if n < params["min_records"]:
         return []
     loss = rows["loss"]
@@ -362,9 +395,9 @@ def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     no reward variance, zero trainable parameters, or a loss that stays flat after warmup."""
     frame = ordered_train(run)
     hits: list[Hit] = []
-    trainable = run.meta.get("peft_trainable_params", run.meta.get("header", {}).get("trainable_parameters"))
+    trainable = run.facts.trainable_params
     if trainable == 0:
-        ev = meta_evidence(run, "peft_trainable_params") or meta_evidence(run, "header")
+        ev = run.facts.evidence("peft_trainable_params") or run.facts.evidence("header")
         hit = Hit(evidence=[ev] if ev else [], confidence=params["direct_confidence"],
                   first_line=ev.line if ev else None, facts={"mode": "params"})
         _note(hit, "The log reports 0 trainable parameters.", "日志显示可训练参数为 0。")
@@ -406,12 +439,6 @@ def no_learning(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         if hit.first_line is None:
             hit.first_line, hit.first_step = other.first_line, other.first_step
     return [hit]
-
-
-def _note(hit: Hit, en: str, zh: str) -> None:
-    """Add one sentence to a finding's summary, in both languages."""
-    hit.notes["en"].append(en)
-    hit.notes["zh"].append(zh)
 
 
 def _flat_after_warmup(run: RunLog, params: Mapping[str, Any]) -> Hit | None:

@@ -15,8 +15,19 @@ import pandas as pd
 import regex
 
 from logpost.model import Evidence, RunLog, Severity
-from logpost.signatures.loss import LR_BEFORE_STEP, _first, _note, is_rl, ordered_train, row_evidence
-from logpost.signatures.registry import Hit, detector, event_evidence, find_events, fmt_number
+from logpost.signatures.base import (
+    LR_BEFORE_STEP,
+    Hit,
+    detector,
+    event_evidence,
+    find_events,
+    fmt_number,
+    is_rl,
+    ordered_train,
+    row_evidence,
+)
+from logpost.signatures.base import first_value as _first
+from logpost.signatures.base import note as _note
 
 OVERFLOW = r"OVERFLOW! Rank \d+ Skipping step|fp16 dynamic loss scale overflow"
 _SCALE = regex.compile(r"Attempted loss scale: (?P<attempted>\d+(?:\.\d+)?)(?:, reducing to (?P<next>\d+(?:\.\d+)?))?")
@@ -59,7 +70,7 @@ def lr_anomaly(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         return [hit]
     # warmup longer than the run: a finished run whose lr rose on every record up to the end
     vals = _finite(lr)
-    finished = bool(run.meta.get("completed")) or bool((run.frame["kind"] == "summary").any())
+    finished = run.facts.finished
     if finished and len(vals) >= params["warmup_min_records"] and bool((vals.diff().dropna() > 0).all()):
         hit = Hit(evidence=row_evidence(run, logged.head(1)) + row_evidence(run, logged.tail(1)),
                   confidence=params["warmup_confidence"], first_step=_first(logged, "step"),
@@ -80,7 +91,7 @@ def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     rows = rows[rows["grad_norm"] > 0]
     n = len(rows)
     if n < params["min_records"]:
-        return []
+        return _lone_spike(run, frame, params)
     g = rows["grad_norm"].to_numpy()
     start = float(pd.Series(g[:3]).median())  # the first three records: before any blow-up
     end = float(pd.Series(g[-max(3, n // 4):]).median())
@@ -89,7 +100,7 @@ def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     spikes = at[(prior[at] > 0) & (g[at] >= params["spike_factor"] * prior[at]) & (g[at] >= params["min_abs"])].tolist()
     sustained = start > 0 and end >= params["sustained_factor"] * start and end >= params["min_abs"]
     if not spikes and not sustained:
-        return []
+        return _lone_spike(run, frame, params)
     first_i = spikes[0] if spikes else int((g >= params["sustained_factor"] * start).argmax())
     peak_i = int(g.argmax())
     evidence = row_evidence(run, rows.iloc[max(0, first_i - 1):first_i + 1])
@@ -107,6 +118,27 @@ def grad_explosion(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         _note(hit, f"grad_norm stays high: its median over the last quarter is {end:.4g}, {end / start:.0f}x the start.",
               f"grad_norm 一直居高不下：最后四分之一的中位数是 {end:.4g}，是开始时的 {end / start:.0f} 倍。")
     return [hit]
+
+
+def _lone_spike(run: RunLog, frame: pd.DataFrame, params: Mapping[str, Any]) -> list[Hit]:
+    """One grad_norm ``lone_factor`` times the median of its neighbours (up to 3 records on each side,
+    at least one on each): a warning, even in a short paste."""
+    rows = frame[np.isfinite(frame["grad_norm"].to_numpy(dtype="float64", na_value=np.nan)) & (frame["grad_norm"] > 0)]
+    g = rows["grad_norm"].to_numpy(dtype="float64")
+    for i in range(1, len(g) - 1):
+        near = np.concatenate([g[max(0, i - 3):i], g[i + 1:i + 4]])
+        base = float(np.median(near))
+        if base > 0 and g[i] >= params["lone_factor"] * base and g[i] >= params["lone_min_abs"]:
+            hit = Hit(evidence=row_evidence(run, rows.iloc[i - 1:i + 2]), confidence=params["lone_confidence"],
+                      first_step=_first(rows.iloc[i:], "step"), first_line=_first(rows.iloc[i:], "line"),
+                      facts={"start": round(base, 4), "peak": float(g[i]), "ratio": round(float(g[i]) / base, 1),
+                             "n_spikes": 1, "n_rows": len(g)}, severity=Severity.WARNING)
+            _note(hit, f"One record only, {g[i] / base:.1f}x the median of its neighbours ({base:.4g}): "
+                       "a low-confidence warning; watch whether it recurs.",
+                  f"只有一条记录，是前后相邻记录中位数（{base:.4g}）的 {g[i] / base:.1f} 倍："
+                  "置信度较低的警告，留意它会不会再次出现。")
+            return [hit]
+    return []
 
 
 @detector("FP16_OVERFLOW")

@@ -9,16 +9,17 @@ detector, so text signatures need no Python.
 
 from __future__ import annotations
 
-import math
+import importlib
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import regex
 
-from logpost.model import LANGS, Event, Evidence, Finding, InputError, RunLog, Severity
+from logpost.model import LANGS, Event, Finding, InputError, RunLog, Severity
+from logpost.signatures.base import DETECTORS, Hit, event_evidence, fmt_number
 
 CATALOGUE = Path(__file__).with_name("catalogue")
 REGEX_TIMEOUT = 0.25  # seconds per pattern per event: a user regex that backtracks must not hang a run
@@ -108,34 +109,6 @@ class Signature:
         if not any(s.frameworks for s in chosen):  # unknown framework: show every concrete variant
             chosen = list(steps)
         return {lang: tuple(s.text[lang] for s in chosen) for lang in LANGS}
-
-
-@dataclass
-class Hit:
-    """What a detector found; the catalogue turns it into a Finding."""
-
-    evidence: list[Evidence]
-    confidence: float
-    first_step: int | None = None
-    first_line: int | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
-    notes: dict[str, list[str]] = field(default_factory=lambda: {lang: [] for lang in LANGS})
-    severity: Severity | None = None  # overrides the catalogue's severity for this hit
-    variant: str | None = None  # a [variants.NAME] of the signature whose texts this hit uses
-
-
-Detector = Callable[[RunLog, Mapping[str, Any]], Iterable[Hit]]
-_DETECTORS: dict[str, Detector] = {}
-
-
-def detector(sig_id: str) -> Callable[[Detector], Detector]:
-    """Register a frame heuristic for a catalogue id."""
-
-    def wrap(fn: Detector) -> Detector:
-        _DETECTORS[sig_id] = fn
-        return fn
-
-    return wrap
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -269,6 +242,15 @@ def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: 
     return Pattern(compiled, src, tuple(kinds), samples, tuple(tags), fld, float(conf), sev, count, exclude, variant)
 
 
+# The detector families; importing one registers its detectors (they import only `base`, never this module).
+DETECTOR_MODULES = ("loss", "optim", "lifecycle", "distributed")
+
+
+def _register_detectors() -> None:
+    for name in DETECTOR_MODULES:
+        importlib.import_module(f"logpost.signatures.{name}")
+
+
 _BUILTIN: dict[Path, tuple[tuple[int, int], Signature]] = {}
 
 
@@ -284,19 +266,23 @@ def _builtin(path: Path) -> Signature:
 
 
 def load_catalogue(extra_dirs: Iterable[str] = ()) -> dict[str, Signature]:
-    """The built-in catalogue plus user rule folders (a user file may replace a built-in id)."""
-    from logpost.signatures import distributed, lifecycle, loss, optim  # noqa: F401  - registers the detectors
-
+    """The built-in catalogue plus user rule folders. A user file may replace a built-in id; any other
+    second file with an id already loaded is a load error (it would silently replace the first)."""
+    _register_detectors()
     sigs: dict[str, Signature] = {}
     for folder in (CATALOGUE, *map(Path, extra_dirs)):
         if not folder.is_dir():
             raise InputError(f"{folder}: rules folder not found")
         for path in sorted(folder.glob("*.toml")):
             sig = _builtin(path) if folder is CATALOGUE else load_signature(path)
-            if folder is not CATALOGUE and not sig.patterns and sig.id not in _DETECTORS:
+            if folder is not CATALOGUE and not sig.patterns and sig.id not in DETECTORS:
                 raise InputError(f"{path}: a user rule needs [[patterns]] (no detector exists for {sig.id})")
-            if sig.id in sigs:  # a user file replacing a built-in keeps the detector's default params
-                sig = replace(sig, params={**sigs[sig.id].params, **sig.params})
+            old = sigs.get(sig.id)
+            if old is not None:
+                if folder is CATALOGUE or Path(old.path).parent != CATALOGUE:
+                    raise InputError(f"{path}: id {sig.id} is already defined in {old.path}")
+                # a user file replacing a built-in keeps the detector's default params
+                sig = replace(sig, params={**old.params, **sig.params})
             sigs[sig.id] = sig
     return sigs
 
@@ -393,32 +379,11 @@ def pattern_hits(run: RunLog, sig: Signature, max_evidence: int = 5) -> list[Hit
     return [hit]
 
 
-def event_evidence(event: Event) -> Evidence:
-    """An event as evidence: its line and text, with the repeat count when it was folded."""
-    text = event.text[:500]
-    if event.count > 1:
-        text += f"  [x{event.count}, last at line {event.last_line}]"
-    return Evidence(event.line, text)
-
-
-def find_events(run: RunLog, tags: Iterable[str] = (), regex_src: str | None = None,
-                kinds: Iterable[str] = ("error", "traceback", "warning", "info")) -> list[Event]:
-    """Events carrying one of ``tags`` (structured, after ingest) or whose text matches ``regex_src``."""
-    tagset, kindset = set(tags), set(kinds)
-    pat = regex.compile(regex_src) if regex_src else None
-    out = []
-    for e in run.events:
-        tag = e.data.get("tag") if e.data else None
-        if tag in tagset or (pat is not None and e.kind in kindset and pat.search(e.text)):
-            out.append(e)
-    return out
-
-
 def run_signatures(run: RunLog, sigs: Mapping[str, Signature]) -> list[Finding]:
     """Every signature's hits as findings: its detector's, else (or merged into them) its patterns'."""
     findings = []
     for sig in sigs.values():
-        fn = _DETECTORS.get(sig.id)
+        fn = DETECTORS.get(sig.id)
         hits = list(fn(run, sig.params) if fn else ())
         phits = pattern_hits(run, sig) if sig.patterns else []
         if hits and phits:
@@ -435,11 +400,9 @@ def run_signatures(run: RunLog, sigs: Mapping[str, Signature]) -> list[Finding]:
 def survived(run: RunLog, hit: Hit) -> None:
     """A crash message the run trained past to a normal end (a retried OOM with auto_find_batch_size,
     an optional import that fell back) is a warning, not the failure of the run."""
-    frame = run.frame
-    finished = bool(run.meta.get("completed")) or bool((frame["kind"] == "summary").any())
     last_line = max((e.line for e in hit.evidence if e.line is not None), default=None)
-    train_lines = frame.loc[frame["kind"] == "train", "line"].dropna()
-    if not finished or last_line is None or train_lines.empty or int(train_lines.max()) <= last_line:
+    train_lines = run.facts.train["line"].dropna()
+    if not run.facts.finished or last_line is None or train_lines.empty or int(train_lines.max()) <= last_line:
         return
     hit.severity = Severity.WARNING
     hit.confidence = min(hit.confidence, 0.5)
@@ -459,14 +422,16 @@ def merge(hit: Hit, other: Hit) -> None:
         hit.first_line = other.first_line
     for k, v in other.facts.items():
         hit.facts.setdefault(k, v)
+    if hit.variant is None:  # a pattern that names how the failure shows (heartbeat, ...) keeps its texts
+        hit.variant = other.variant
 
 
 def step_at(run: RunLog, line: int) -> int | None:
     """The step of the last training record logged at or before ``line`` (a crash message belongs to the
     step after it); None before the first one, or in a run directory (lines of different files)."""
-    if run.meta.get("sources"):
+    if run.facts.sources:
         return None
-    train = run.frame.loc[run.frame["kind"] == "train", ["line", "step"]].dropna()
+    train = run.frame.loc[run.frame["kind"] == "train", ["line", "step"]].dropna()  # in line order
     before = train[train["line"] <= line]
     return int(before["step"].iloc[-1]) if len(before) else None
 
@@ -528,13 +493,3 @@ class _Facts(dict):  # type: ignore[type-arg]
         if isinstance(value, float):
             return fmt_number(value)
         return value
-
-
-def fmt_number(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
