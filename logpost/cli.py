@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -269,13 +270,14 @@ def explain(sig_id: str, lang: str | None) -> None:
               help="Exit 1 when a listed run has a finding at or above this severity.")
 @signature_options
 @click.option("--color/--no-color", default=None, help="Colour the terminal table [default: when a TTY].")
+@click.option("--timings", is_flag=True, help="Print where the time went (phases, CPU per worker) as JSON on stderr.")
 @storage_options
 @handle_errors
 def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, no_db: bool, jobs: int | None,
          dask: str | None, report_dir: str | None, globs: tuple[str, ...], excludes: tuple[str, ...], force: bool,
          signature: str | None, verdict: str | None, framework: str | None, since: str | None, until: str | None,
          lang: str | None, fail_on: str, select: str | None, ignore: str | None, rules: tuple[str, ...],
-         color: bool | None, storage_opts: tuple[str, ...]) -> None:
+         color: bool | None, timings: bool, storage_opts: tuple[str, ...]) -> None:
     """Find the runs under PATH (a folder, or an object storage prefix such as s3://bucket/runs/), analyse
     them in parallel and list them; or query the catalog.
 
@@ -302,15 +304,37 @@ def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, n
             analysis=Options(select=_ids(select), ignore=_ids(ignore), rules=rules), filters=filters,
             globs=globs or lib.DEFAULT_GLOBS, excludes=lib.DEFAULT_EXCLUDES + excludes, report_lang=lang or "both",
             storage=storage.parse_options(storage_opts))
+        started = _process_age()
         with _stoppable(None if no_db else (db or lib.default_db())), _scan_progress() as progress:
             result = lib.scan(paths, opts, progress)
     else:
         result = lib.query(db, filters)
     colour = color if color is not None else (output is None and sys.stdout.isatty())
+    clock = time.perf_counter()
     emit(render(result, fmt, lang or ("both" if fmt in ("md", "html") else _default_lang()), bool(colour), output),
          output)
+    if timings and paths:
+        import json
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        report = {"start_up": started, **result.timings, "output": time.perf_counter() - clock,
+                  "process_cpu": usage.ru_utime + usage.ru_stime}
+        click.echo(json.dumps(report, sort_keys=True), err=True)
     worst = result.worst()
     sys.exit(1 if worst is not None and worst >= Severity.parse(fail_on) else 0)
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (interpreter start-up and imports, before the command ran)."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            ticks = int(fh.read().rpartition(b")")[2].split()[19])
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
