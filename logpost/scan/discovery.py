@@ -203,6 +203,8 @@ def _walk_objects(root: str, globs: tuple[str, ...], excludes: tuple[str, ...], 
     files = {o.url: LogFile(o.url, o.size, o.mtime_ns, o.etag) for o in objects}
     folders: dict[str, tuple[list[str], set[str]]] = {}  # folder -> (its objects, its sub-folder names)
     for o in objects:
+        if not o.url.startswith(top + "/"):
+            continue  # (a driver that lists "prefix-other/" under "prefix")
         *parts, _ = o.url[len(top) + 1:].split("/")
         folder = top
         for part in parts:
