@@ -14,4 +14,4 @@ scorecard:
 	python3 -m logpost.signatures.scorecard
 
 docs:
-	python3 -m logpost.signatures.docs
+	python3 tools/signature_docs.py

@@ -1,4 +1,4 @@
-"""The command line: the only module that imports click. Each command is a thin layer over the library.
+"""The command line (the click commands; the terminal renderers use click only to colour). Each command is a thin layer over the library.
 
 Exit codes: 0 nothing at or above ``--fail-on``; 1 something is; 2 usage error or unreadable input
 (one line on stderr, no traceback unless ``--debug``).
@@ -236,7 +236,7 @@ def explain(sig_id: str, lang: str | None) -> None:
     Example:
       logpost explain ZERO_LOSS --lang zh
     """
-    from logpost.signatures.docs import explain_text
+    from logpost.signatures.explain import explain_text
     from logpost.signatures.registry import load_catalogue
 
     sig = load_catalogue().get(sig_id.upper())
@@ -406,12 +406,7 @@ def frame_cmd(log: str, output: str | None) -> None:
 
     fmt = os.path.splitext(output)[1].lower() if output and output != "-" else ".csv"
     data = frame_bytes(parse(log).frame, fmt)
-    if output and output != "-":
-        from logpost.outputs import write_atomic
-
-        write_atomic(output, data)
-    else:
-        click.echo(data.decode("utf-8"), nl=False)
+    emit(data if output and output != "-" else data.decode("utf-8"), output)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,7 +49,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("line", "Int64", "", "1-based line number of the record in its source"),
     Column("source", "string", "", "file the record came from"),
 )
-DECLARED = {c.name: c for c in COLUMNS}
 
 # Keys folded onto declared columns. Left: as logged; right: column.
 ALIASES = {
@@ -62,8 +61,6 @@ ALIASES = {
     "scale": "loss_scale",
     "gnorm": "grad_norm",
 }
-
-STEP_SOURCES = ("logged", "epoch", "progress", "interval", "ordinal", "previous")
 
 
 def to_number(value: Any) -> float | str | None:
@@ -159,10 +156,6 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
     if fmt == ".parquet":
         import io
 
-        try:
-            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
-        except ImportError:
-            raise InputError("Parquet output needs pyarrow (pip install 'logpost[parquet]')") from None
         buf = io.BytesIO()
         frame.to_parquet(buf, engine="pyarrow", index=False)
         return buf.getvalue()
@@ -254,10 +247,6 @@ def _near_integers(values: list[float]) -> bool:
         return False
     off = sorted(abs(v - round(v)) for v in values)
     return off[int(0.9 * (len(off) - 1))] <= 0.25
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, float) and math.isfinite(value)
 
 
 def _median(values: list[float]) -> float:

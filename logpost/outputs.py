@@ -1,11 +1,15 @@
-"""Writing results: atomically, so an existing file is replaced only by a complete one."""
+"""Writing results: atomically, so an existing file is replaced only by a complete one; the terminal's colours."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 
-from logpost.model import InputError
+from logpost.model import InputError, Severity
+
+# click.style colours of the terminal outputs (analyze and check)
+SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+VERDICT_COLOUR = {"failed": "red", "degraded": "yellow", "healthy": "green", "unknown": "white"}
 
 
 def write_atomic(path: str, data: str | bytes) -> None:

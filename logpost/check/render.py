@@ -7,11 +7,9 @@ from typing import Any
 
 from logpost import __version__
 from logpost.check.core import CheckReport, frag
-from logpost.model import LANGS, Severity
-
-_SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
-                    Severity.INFO: "cyan"}
-_VERDICT_COLOUR = {"failed": "red", "degraded": "yellow", "healthy": "green", "unknown": "white"}
+from logpost.model import LANGS
+from logpost.outputs import SEVERITY_COLOUR as _SEVERITY_COLOUR
+from logpost.outputs import VERDICT_COLOUR as _VERDICT_COLOUR
 
 
 def to_json(report: CheckReport) -> dict[str, Any]:

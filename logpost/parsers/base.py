@@ -271,9 +271,6 @@ class Builder:
     def stop_following(self, parser: LineParser) -> None:
         self._follow.pop(id(parser), None)
 
-    def following(self, parser: LineParser) -> bool:
-        return id(parser) in self._follow
-
     def tick(self) -> None:
         """A new physical line starts: count down the follow windows (called before feeding it)."""
         if self._follow:

@@ -276,7 +276,7 @@ class EventParser(LineParser):
                 tb = None
         if "Traceback (most recent call last)" in text:
             if tb is not None and not tb.get("chained"):
-                self._close(line.rank, out, truncated=not tb.get("done"))
+                self._close(line.rank, out)
             prev = self.open.get(line.rank)
             self.open[line.rank] = {"start": prev["start"] if prev else line.no,
                                     "frames": prev["frames"] if prev else [], "chain": prev["chain"] if prev else []}
@@ -338,7 +338,7 @@ class EventParser(LineParser):
         out.follow(self, 4)
         return True
 
-    def _close(self, rank: int | None, out: Builder, truncated: bool = False, at_end: bool = False) -> None:
+    def _close(self, rank: int | None, out: Builder, at_end: bool = False) -> None:
         tb = self.open.pop(rank, None)
         if tb is None:
             return
@@ -413,5 +413,5 @@ class EventParser(LineParser):
 
     def finish(self, out: Builder) -> None:
         for rank in list(self.open):
-            self._close(rank, out, truncated=not self.open[rank].get("done"), at_end=True)
+            self._close(rank, out, at_end=True)
         self._flush(out)

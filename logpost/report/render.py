@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from logpost.model import InputError, Postmortem, Severity
+from logpost.model import InputError, Postmortem
+from logpost.outputs import SEVERITY_COLOUR as _SEVERITY_COLOUR
+from logpost.outputs import VERDICT_COLOUR as _VERDICT_COLOUR
 
 if TYPE_CHECKING:  # jinja2 is imported when a template is rendered (JSON and terminal output need none)
     import jinja2
@@ -28,10 +30,6 @@ from logpost.report.context import (
     to_json,
     tr,
 )
-
-_SEVERITY_COLOUR = {Severity.CRITICAL: "red", Severity.ERROR: "red", Severity.WARNING: "yellow",
-                    Severity.INFO: "cyan"}
-_VERDICT_COLOUR = {"failed": "red", "degraded": "yellow", "healthy": "green", "unknown": "white"}
 
 
 def environment(template_dir: str | None = None, autoescape: bool | None = None,

@@ -253,7 +253,7 @@ def _checkpoint_states(subdirs: list[tuple[str, str]], globs: tuple[str, ...],
 
 
 def primary_log(spec: RunSpec) -> str:
-    """The one file analysed for a run, until the parser reads a run directory itself.
+    """The one file a scan analyses for a run (``logpost analyze DIR`` merges them all instead).
 
     A single-file run is its file. In a run directory, in this order: the largest stdout/stderr
     capture (``*.log``, ``*.out``, ``*.err`` ... other than ``debug.log``: it carries the console's

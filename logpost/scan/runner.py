@@ -44,7 +44,7 @@ class Task:
     spec: RunSpec
     options: Options
     analysis_sig: str
-    report_format: str | None = None  # "md" today; "html" once the HTML renderer lands
+    report_format: str | None = None  # one of REPORT_FORMATS
     report_lang: str = "both"
     storage: tuple[tuple[str, Any], ...] = ()  # object storage options (logpost.storage), never recorded
 
@@ -59,19 +59,20 @@ class Outcome:
     timing: dict[str, float] = field(default_factory=dict)  # worker pid, wall and CPU seconds, start and end
 
 
-# ------------------------------------------------------------------ the two switch points for the lead
+# ------------------------------------------------------------------ what a worker does with a run
 
 
 def analyze_run(spec: RunSpec, options: Options) -> Postmortem:
-    """Analyse one run. Today: its primary log (see :func:`primary_log`). Once the parser reads a
-    run directory itself (branch ``ingest``), this becomes ``analyze(spec.path, options)``."""
+    """Analyse one run: its primary log (see :func:`primary_log`). ``analyze`` can merge a whole run
+    directory (:func:`logpost.parsers.parse_dir`); a scan keeps to one file per run (switching is
+    ``analyze(spec.path, options)`` here)."""
     from logpost.analyze import analyze
 
     return analyze(primary_log(spec), options)
 
 
 def render_report(pm: Postmortem, fmt: str, lang: str = "both") -> str:
-    """The per-run postmortem in ``fmt`` (``md`` today; ``html`` once ``render_html`` lands)."""
+    """The per-run postmortem in ``fmt`` (one of :data:`REPORT_FORMATS`)."""
     from logpost.report import render
 
     if fmt == "md":
