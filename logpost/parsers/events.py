@@ -57,6 +57,9 @@ tag                 kind                       data keys
                                                exception line, when the log ended (``exc_type`` None;
                                                ``end_line`` is the last line it took in, so a
                                                detector can tell a log that stops inside it)
+``usage_error``     error                      prog (str): argparse's ``prog.py: error: ...`` line
+                                               (``unrecognized arguments``, ``the following arguments
+                                               are required``, ``argument --x: invalid ...``)
 ``masked_labels``   warning                    (none): a sample or turn left without supervised
                                                tokens: TRL's completion collator (``Could not find
                                                response key``, ``This instance will be ignored in
@@ -104,6 +107,9 @@ _WARN_LEVEL = re.compile(r"\[(?:WARNING|WARN)[\]|]|\bWARNING:|\bWARNING\b\s*[-|:
 _ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", " killed ", "zsh: killed", "已杀死",
                "exits with", "exitcode", "NCCL", "CUDA",
                "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED", "Assertion `")
+# argparse's exit line: "usage: ..." then "train.py: error: unrecognized arguments: --lora_rank 8"
+_USAGE_ERROR = re.compile(r"\s*([\w.\-/]+): error: (?:unrecognized arguments|the following arguments are required"
+                          r"|argument -|one of the arguments|ambiguous option|invalid choice|expected one argument)")
 _WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
 
@@ -211,6 +217,10 @@ def _decide(text: str) -> tuple[str, str, dict[str, Any]] | None:
     if ("ould not find" in text or "Turn indices" in text or "ignored in loss" in text) and \
             any(m in text for m in MASKING):
         return "event", "warning", {"tag": "masked_labels"}
+    if ": error: " in text:
+        m = _USAGE_ERROR.match(text)
+        if m:
+            return "event", "error", {"tag": "usage_error", "prog": m.group(1)}
     glog = text.lstrip()[:1]
     maybe_error = glog == "E" or any(k in text for k in _ERROR_KEYS)
     maybe_warn = glog == "W" or any(k in text for k in _WARN_KEYS)
@@ -245,7 +255,7 @@ class EventParser(LineParser):
     # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "CRITICAL", "FATAL", "Exception", "WARN",
                "Warning", "Killed", " killed ", "zsh: killed", "已杀死", "oom-kill", "out of memory", "[E ", "[W ",
-               "CANCELLED", "Assertion `",
+               "CANCELLED", "Assertion `", ": error: ",
                *(f"[{c}{d}" for c in "EW" for d in range(2, 10)), *MASKING,
                # glog's level and month ("E1206 18:44:12"): three bytes (two-byte markers made the scan a quarter slower)
                *(f"{c}{d:02d}" for c in "EW" for d in range(20)))

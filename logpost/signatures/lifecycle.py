@@ -22,6 +22,7 @@ from logpost.signatures.base import (
 )
 from logpost.signatures.base import first_value as _first
 from logpost.signatures.base import note as _note
+from logpost.signatures.crash import CUDA_FAULT, fatal_exceptions
 from logpost.signatures.hang import find_stall, tail_lines
 
 KILLED = r"^\s*Killed\s*$|CANCELLED AT .* DUE TO TIME LIMIT|Main process received SIG(?:TERM|INT)"
@@ -85,10 +86,59 @@ def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
             en, zh = MEANING[first.signal]
             _note(hit, f"Exit code {first.code} = {en}.", f"退出码 {first.code} = {zh}。")
         elif first is not None and first.code == 1:
-            _note(hit, "Exit code 1 is a Python exception in a worker: its traceback above names the cause.",
-                  "退出码 1 表示某个 worker 抛了 Python 异常，上面的 traceback 就是原因。")
+            if any(e.kind == "traceback" and (e.data or {}).get("exc_type") for e in run.events):
+                _note(hit, "Exit code 1 is a Python exception in a worker: its traceback above names the cause.",
+                      "退出码 1 表示某个 worker 抛了 Python 异常，上面的 traceback 就是原因。")
+            else:
+                rank = _rank_of(first.event)
+                _note(hit, "Exit code 1 is a Python exception in a worker, but its traceback is not in this log: "
+                      f"get the full stderr of {'rank ' + str(rank) if rank is not None else 'the failed rank'} "
+                      "(torchrun `--tee 3` or `--log-dir`, the job's .err file).",
+                      "退出码 1 表示某个 worker 抛了 Python 异常，但这份日志里没有它的 traceback："
+                      f"去拿{'rank ' + str(rank) if rank is not None else '出错的那个 rank'} 完整的 stderr"
+                      "（torchrun 加 `--tee 3` 或 `--log-dir`，或者作业的 .err 文件）。")
         return [hit]
-    return _cut_traceback(run, params) or _truncated(run, params)
+    return _cut_traceback(run, params) or _crashed(run, params) or _truncated(run, params)
+
+
+def _rank_of(event: Any) -> int | None:
+    data = event.data or {}
+    for key in ("local_rank", "rank"):
+        if isinstance(data.get(key), int):
+            return int(data[key])
+    return event.rank if isinstance(event.rank, int) else None
+
+
+def _crashed(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
+    """The run died of an exception (variant ``crashed``): the last traceback, with its exception line, and
+    no training record after it. The family detectors (CONFIG_ERROR, DATASET_ERROR, ENV_ERROR, CUDA_OOM ...)
+    place it when they can and come first; this names it whatever it is, a CUDA kernel fault too."""
+    if ended_normally(run):
+        return []
+    fatal = fatal_exceptions(run)
+    # one that a family already placed (CONFIG_ERROR ..., or a tagged CUDA OOM) is that finding's to report
+    if not fatal or fatal[-1].sig is not None or (fatal[-1].event.data or {}).get("tag"):
+        return []
+    last = fatal[-1].event
+    data = last.data or {}
+    message = str(data.get("message") or "")
+    facts: dict[str, Any] = {"exc_type": data.get("exc_type"), "message": message[:200] or None,
+                             "rank": last.rank}
+    hit = Hit(evidence=[event_evidence(last)], confidence=params["crashed_confidence"], first_line=last.line,
+              facts=facts, variant="crashed")
+    frames = list(data.get("frames") or ())
+    if frames:
+        facts["frame"] = _short_frame(frames[-1])
+    if CUDA_FAULT.search(message):
+        _note(hit, "It is a CUDA kernel fault: CUDA reports it asynchronously, so the frames may point past the kernel "
+                   "that failed; rerun with `CUDA_LAUNCH_BLOCKING=1` to see the real one. A device-side assert in "
+                   "an embedding or a loss is usually a token or label id out of range; an illegal memory access is "
+                   "usually a kernel bug (flash-attn, a custom op) or a driver/hardware fault.",
+              "这是 CUDA kernel 故障：CUDA 是异步报错的，调用栈可能已经越过了真正出错的 kernel；用 "
+              "`CUDA_LAUNCH_BLOCKING=1` 重跑才能看到真正的位置。embedding 或 loss 里的 device-side assert "
+              "多半是 token id 或 label id 越界；illegal memory access 多半是 kernel 的 bug（flash-attn、自定义算子），"
+              "或者驱动、硬件故障。")
+    return [hit]
 
 
 _FRAME_TEXT = regex.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<no>\d+), in (?P<func>.+)$')

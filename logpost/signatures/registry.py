@@ -243,7 +243,7 @@ def _pattern_options(item: Mapping[str, Any], compiled: Any, src: str, samples: 
 
 
 # The detector families; importing one registers its detectors (they import only `base`, never this module).
-DETECTOR_MODULES = ("loss", "optim", "lifecycle", "distributed")
+DETECTOR_MODULES = ("loss", "optim", "lifecycle", "distributed", "exceptions")
 
 
 def _register_detectors() -> None:
