@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from logpost.model import Finding, InputError, Postmortem, RunLog, Severity, Verdict
+import pandas as pd
+
+from logpost.model import Evidence, Finding, InputError, Postmortem, RunLog, Severity, Verdict
 from logpost.parsers import parse
 from logpost.signatures.lifecycle import ended_normally
 from logpost.signatures.registry import load_catalogue, run_signatures
@@ -48,6 +50,7 @@ def analyze(source: str, options: Options | None = None) -> Postmortem:
     run = parse(source)
     findings = order(run_signatures(run, sigs), {k: v.consequences for k, v in catalogue.items()})
     findings = with_config(findings, options.config)
+    findings = cite_files(findings, run)
     return Postmortem(source=run.source, verdict=verdict(run, findings), findings=tuple(findings), run=run)
 
 
@@ -58,6 +61,40 @@ def with_config(findings: list[Finding], config: str | None) -> list[Finding]:
     from logpost.check.enrich import explain_zero_loss
 
     return list(explain_zero_loss(tuple(findings), config))
+
+
+def cite_files(findings: list[Finding], run: RunLog) -> list[Finding]:
+    """Name the file of every evidence line: the source itself, or in a run directory the file whose
+    record, event or printed setting has that line and text (line numbers restart in every file)."""
+    sources = run.facts.sources or (run.source,)
+    if len(sources) == 1:
+        one = sources[0]
+        return [replace(f, evidence=tuple(replace(e, file=one) if e.line is not None else e for e in f.evidence))
+                for f in findings]
+    where: dict[int, list[tuple[str, str]]] = {}  # line -> (file, text) of what is on it
+    frame = run.frame
+    for i, (line, src) in enumerate(zip(frame["line"], frame["source"], strict=False)):
+        if pd.notna(line) and pd.notna(src):
+            where.setdefault(int(line), []).append((str(src), run.text(i)[:500]))
+    for e in run.events:
+        src = (e.data or {}).get("source")
+        if src:
+            where.setdefault(e.line, []).append((str(src), e.text[:500]))
+    files = run.meta.get("_line_files", {})
+    for key, v in run.facts.stated.items():
+        if key in files and isinstance(v, tuple | list) and len(v) == 2:
+            where.setdefault(int(v[0]), []).append((files[key], str(v[1])))
+
+    def file_of(e: Evidence) -> str | None:
+        there = where.get(e.line) if e.line is not None else None
+        if not there:
+            return None
+        named = {src for src, text in there if text and e.text.startswith(text)}
+        if len(named) != 1:
+            named = {src for src, _ in there}
+        return named.pop() if len(named) == 1 else None
+
+    return [replace(f, evidence=tuple(replace(e, file=file_of(e)) for e in f.evidence)) for f in findings]
 
 
 def order(findings: Iterable[Finding], consequences: dict[str, tuple[str, ...]]) -> list[Finding]:

@@ -29,6 +29,7 @@ from logpost.model import InputError, Severity  # noqa: E402
 
 FORMATS = ("terminal", "md", "json", "html", "pdf")
 SEVERITIES = tuple(s.label for s in Severity)
+LAYOUTS = ("messages", "prompt-completion", "text")  # of a plain data file (`logpost check --layout`)
 
 
 def _default_lang() -> str:
@@ -55,6 +56,34 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             ctx.exit(1)
 
     return wrapper
+
+
+_warned: set[str] = set()
+
+
+def warn_once(text: str) -> None:
+    """One line on stderr, once per process."""
+    if text not in _warned:
+        _warned.add(text)
+        click.echo(f"logpost: warning: {text}", err=True)
+
+
+def check_cjk_font(lang: str) -> None:
+    """Chinese in a PDF or a plot needs a CJK font; without one it is drawn as boxes (tofu): say so once."""
+    if lang not in ("zh", "both"):
+        return
+    from logpost.report.charts import cjk_font
+
+    if cjk_font() is None:
+        warn_once("no CJK font found: install fonts-noto-cjk (Chinese in a PDF would be boxes; plots fall back "
+                  "to English labels)")
+
+
+def _colour(color: bool | None, output: str | None) -> bool:
+    """--color/--no-color, else colour on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    if color is not None:
+        return color
+    return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _ids(value: str | None) -> tuple[str, ...]:
@@ -144,7 +173,12 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
     from logpost.report import render
 
     storage.configure(storage.parse_options(storage_opts))
+    if log == "-" and sys.stdin.isatty():
+        click.echo("logpost: reading the log from stdin (paste it, then Ctrl-D on an empty line; "
+                   "or give a file: logpost analyze train.log)", err=True)
     pm = run_analysis(log, Options(select=_ids(select), ignore=_ids(ignore), rules=rules, config=config))
+    if fmt in ("html", "pdf"):
+        check_cjk_font(lang or "both")
     if fmt == "json":
         emit(render.render_json(pm), output)
     elif fmt == "md":
@@ -154,7 +188,7 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
     elif fmt == "pdf":
         emit(render.render_pdf(pm, lang or "both", template_dir), output)
     else:
-        colour = color if color is not None else (output is None and sys.stdout.isatty())
+        colour = _colour(color, output)
         emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour)), output)
     worst = pm.worst
     if worst is not None and worst >= Severity.parse(fail_on):
@@ -163,10 +197,11 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
 
 @main.command()
 @click.argument("target", metavar="CONFIG_OR_DATA")
-@click.option("-f", "--output-format", "fmt", type=click.Choice(("terminal", "json")), default="terminal",
-              show_default=True, help="Output format.")
-@click.option("--format", "data_format", type=click.Choice(("messages", "prompt-completion", "text", "terminal", "json")),
-              default=None, help="Layout of a plain data file [default: sniffed]; terminal/json select the output.")
+@click.option("-f", "--format", "fmt", type=click.Choice(("terminal", "json", *LAYOUTS)), default="terminal",
+              show_default=True, help="Output format (as in analyze and scan).")
+@click.option("--output-format", "fmt_alias", type=click.Choice(("terminal", "json")), default=None, hidden=True)
+@click.option("--layout", "data_format", type=click.Choice(LAYOUTS), default=None,
+              help="Layout of a plain data file [default: sniffed].")
 @click.option("--rows", type=int, default=100, show_default=True, help="Rows sampled per dataset (streamed).")
 @click.option("--messages-field", default="messages", show_default=True, help="Plain data: key of the turns.")
 @click.option("--role-key", default="role", show_default=True, help="Plain data: role key inside a turn.")
@@ -181,24 +216,25 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
               help="Exit 1 when a finding is at or above this severity.")
 @click.option("--color/--no-color", default=None, help="Colour the terminal output [default: when a TTY].")
 @handle_errors
-def check(target: str, fmt: str, data_format: str | None, rows: int, lang: str | None, output: str | None,
-          fail_on: str, color: bool | None, **mapping: Any) -> None:
+def check(target: str, fmt: str, fmt_alias: str | None, data_format: str | None, rows: int, lang: str | None,
+          output: str | None, fail_on: str, color: bool | None, **mapping: Any) -> None:
     """Check an Axolotl config against its local datasets (or one HF/TRL data file) on a sample of rows.
 
     \b
     Example:
       logpost check axolotl.yml
       logpost check axolotl.yml -f json
-      logpost check data.jsonl --format messages --role-key from --content-key value
+      logpost check data.jsonl --layout messages --role-key from --content-key value
     """
     from logpost.check import CheckOptions
     from logpost.check import check as run_check
     from logpost.check.render import render_json, render_terminal
 
-    if data_format in ("terminal", "json"):
-        fmt, data_format = data_format, None
+    if fmt in LAYOUTS:  # `--format messages`: the layout option's name before 0.2
+        fmt, data_format = "terminal", data_format or fmt
+    fmt = fmt_alias or fmt
     report = run_check(target, CheckOptions(rows=rows, data_format=data_format, **mapping))
-    colour = color if color is not None else (output is None and sys.stdout.isatty())
+    colour = _colour(color, output)
     emit(render_json(report) if fmt == "json" else
          render_terminal(report, lang or _default_lang(), colour=bool(colour)), output)
     if not report.checked:
@@ -218,11 +254,17 @@ def signatures(lang: str | None) -> None:
     Example:
       logpost signatures --lang zh
     """
+    from logpost.report.render import translate
+    from logpost.scan.outputs import pad
     from logpost.signatures.registry import load_catalogue
 
     lg = lang or _default_lang()
+    rows = [("ID", "SEVERITY", "STATUS", "TITLE") if lg == "en" else ("编号", "级别", "状态", "标题")]
     for sig in load_catalogue().values():
-        click.echo(f"{sig.id:<20} {sig.severity.label:<9} {sig.status:<8} {sig.title[lg]}")
+        sev = sig.severity.label if lg == "en" else translate("sev_" + sig.severity.label, lg)
+        rows.append((sig.id, sev, sig.status, sig.title[lg]))
+    for r in rows:
+        click.echo(f"{pad(r[0], 20)} {pad(r[1], 9)} {pad(r[2], 8)} {r[3]}")
 
 
 @main.command()
@@ -255,7 +297,8 @@ def explain(sig_id: str, lang: str | None) -> None:
 @click.option("--no-db", is_flag=True, help="Keep no catalog (analyse everything, remember nothing).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=None, help="Worker processes [default: all cores].")
 @click.option("--dask", "dask", metavar="ADDRESS", default=None, help="Analyse on this Dask scheduler's workers.")
-@click.option("--report-dir", type=click.Path(file_okay=False), default=None, help="Write each run's postmortem here.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None,
+              help="Write each run's postmortem here (HTML with -f html, else Markdown).")
 @click.option("--glob", "globs", multiple=True, help="Log file names (repeatable; replaces the defaults).")
 @click.option("--exclude", "excludes", multiple=True, help="Folder names to skip (repeatable; adds to .*, wandb).")
 @click.option("--force", is_flag=True, help="Re-analyse every run, changed or not.")
@@ -298,18 +341,21 @@ def scan(paths: tuple[str, ...], fmt: str, output: str | None, db: str | None, n
     filters = lib.parse_filters(signature, verdict, framework, since, until)
     if no_db and not paths:
         raise InputError("--no-db needs a PATH to scan (a query reads the catalog)")
+    if fmt == "html":  # the index's plot
+        check_cjk_font(lang or "both")
     if paths:
         opts = lib.ScanOptions(
             db=":memory:" if no_db else db, jobs=jobs, dask=dask, report_dir=report_dir, force=force,
             analysis=Options(select=_ids(select), ignore=_ids(ignore), rules=rules), filters=filters,
             globs=globs or lib.DEFAULT_GLOBS, excludes=lib.DEFAULT_EXCLUDES + excludes, report_lang=lang or "both",
+            report_format="html" if fmt == "html" else "md",  # an HTML index links HTML postmortems
             storage=storage.parse_options(storage_opts))
         started = _process_age()
         with _stoppable(None if no_db else (db or lib.default_db())), _scan_progress() as progress:
             result = lib.scan(paths, opts, progress)
     else:
         result = lib.query(db, filters)
-    colour = color if color is not None else (output is None and sys.stdout.isatty())
+    colour = _colour(color, output)
     clock = time.perf_counter()
     emit(render(result, fmt, lang or ("both" if fmt in ("md", "html") else _default_lang()), bool(colour), output),
          output)

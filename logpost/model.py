@@ -83,14 +83,16 @@ class Event:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What a finding points at: a log line (1-based) with its text, and/or a step."""
+    """What a finding points at: a log line (1-based, physical, of ``file``) with its text, and/or a step.
+    ``file`` is the log file the line is in (several in a run directory), set by ``analyze``."""
 
     line: int | None
     text: str
     step: int | None = None
+    file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "text": self.text, "step": self.step}
+        return {"file": self.file, "line": self.line, "text": self.text, "step": self.step}
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class RunFacts:
     completed: bool  # a completion marker: HF's train summary, Axolotl's "Training completed" ...
     finished: bool  # completed, or a summary record in the frame
     last_line_text: str  # the log's last non-empty line (stripped, at most 500 characters)
-    bytes: int | None  # bytes read (a single file; None for trainer_state.json and run directories)
+    bytes: int | None  # bytes read (a single file or trainer_state.json; None for run directories)
     truncated: bool  # the reader stopped early (a cap), so the log's end is not the run's end
     sources: tuple[str, ...]  # the files of a run directory in merge order, () for one file
     stated: Mapping[str, tuple[int, str]]  # fact key -> (line, text) of the line that stated it

@@ -262,7 +262,7 @@ def test_plain_messages_data():
 
 
 def test_plain_prompt_completion_cli():
-    r = run("check", CASES / "data" / "trl_prompt_completion.jsonl", "--format", "prompt-completion", "-f", "json")
+    r = run("check", CASES / "data" / "trl_prompt_completion.jsonl", "--layout", "prompt-completion", "-f", "json")
     doc = json.loads(r.stdout)
     assert r.exit_code == 0 and doc["verdict"] == "degraded"
     f = doc["findings"][0]

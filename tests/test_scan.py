@@ -364,6 +364,7 @@ def test_cli_html_index_is_self_contained_escaped_and_links_reports(tree: Path, 
     links = [line.split('href="')[1].split('"')[0] for line in html.splitlines() if 'href="reports/' in line]
     assert len(links) == 8  # every analysed run links to its postmortem
     assert all((out.parent / link).is_file() for link in links)
+    assert all(link.endswith(".html") and "<html" in (out.parent / link).read_text()[:300] for link in links)
     again = tmp_path / "again.html"
     run("scan", "--db", str(tmp_path / "runs.sqlite"), "-f", "html", "-o", str(again))
     plot = html.split('<div class="plot">')[1].split("</div>")[0]

@@ -30,6 +30,7 @@ from logpost.model import LANGS, Evidence, Finding, InputError, Severity, Verdic
 DEFAULT_ROWS = 100
 DATA_FORMATS = ("messages", "prompt-completion", "text")
 CONFIG_SUFFIXES = (".yml", ".yaml")
+LOG_SUFFIXES = (".log", ".out", ".err", ".txt", ".gz")  # names a training log usually has
 TEXTS = Path(__file__).with_name("texts.toml")
 
 INSTRUCTION_KEYS = ("instruction", "prompt", "question", "query", "input", "problem")
@@ -189,7 +190,7 @@ def check_data(path: str, options: CheckOptions | None = None) -> CheckReport:
         raise InputError(f"{path}: no such file or folder")
     fmt = options.data_format or _sniff(p, options)
     if fmt not in DATA_FORMATS:
-        raise InputError(f"unknown --format {fmt!r} (choose from {', '.join(DATA_FORMATS)})")
+        raise InputError(f"unknown --layout {fmt!r} (choose from {', '.join(DATA_FORMATS)})")
     spec = DatasetSpec(section="data", index=0, path=path, kind="chat", type_name=fmt, label=display(p))
     if fmt == "messages":
         spec.field_messages, spec.role_key, spec.content_key = (options.messages_field, options.role_key,
@@ -218,7 +219,9 @@ def _sniff(p: Path, options: CheckOptions) -> str:
         try:
             row = next(iter(iter_rows(f, format_of(str(f)), 1)), None)
         except ReadError as exc:
-            raise InputError(f"{display(f)}: {exc}") from None
+            hint = f"; a training log is read by `logpost analyze {p}`" if f.suffix.lower() in LOG_SUFFIXES else ""
+            raise InputError(f"{display(f)}: {exc}: `logpost check` expects an Axolotl config (.yml/.yaml) or a "
+                             f"dataset of JSON rows (.jsonl/.json), .csv, .parquet or .arrow{hint}") from None
         data = row.data if row else None
         if isinstance(data, dict):
             if options.messages_field in data:

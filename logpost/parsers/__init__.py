@@ -7,6 +7,7 @@ that all see every candidate line; none owns the file. A run directory merges it
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import sys
@@ -23,8 +24,10 @@ from logpost.parsers.deepspeed import DeepSpeedParser
 from logpost.parsers.events import EventParser
 from logpost.parsers.hf import HFParser
 from logpost.parsers.jsonfiles import looks_like_state, parse_jsonl_line, parse_trainer_state
+from logpost.parsers.keyvalue import KeyValueParser
 from logpost.parsers.mmengine import MMEngineParser
 from logpost.parsers.normalise import MAX_TEXT, Scanner, buffered, open_source, read_text_head, split_line
+from logpost.parsers.readable import check_head, check_read, cut_at, gzip_error
 from logpost.parsers.torchdist import TorchDistParser
 
 MAX_JSON = 1 << 30  # a trainer_state.json is read whole; refuse anything absurd
@@ -45,8 +48,8 @@ class JsonlParser(LineParser):
 def line_parsers() -> list[LineParser]:
     """The stack, in feeding order: framework parsers first, the generic event parser last (it skips
     lines a framework parser already made an event of)."""
-    return [HFParser(), AxolotlParser(), JsonlParser(), DeepSpeedParser(), MMEngineParser(), TorchDistParser(),
-            EventParser()]
+    return [HFParser(), AxolotlParser(), JsonlParser(), DeepSpeedParser(), MMEngineParser(), KeyValueParser(),
+            TorchDistParser(), EventParser()]
 
 
 def parse(path: str) -> RunLog:
@@ -61,20 +64,30 @@ def parse(path: str) -> RunLog:
 
 
 def read(path: str) -> Builder:
-    """Parse one file (or ``-``) into a Builder, before steps are derived."""
+    """Parse one file (or ``-``) into a Builder, before steps are derived.
+
+    Raises:
+        InputError: the source cannot be read as a log (see :mod:`logpost.parsers.readable`).
+    """
     stream, name = open_source(path)
+    if name == "<stdin>" and sys.stdin.isatty():  # typed or pasted: one Ctrl-D ends it (a read per block would
+        stream = io.BytesIO(stream.read())  # wait for one more at the terminal)
+    gz = isinstance(stream, gzip.GzipFile)
     out = Builder(name)
     try:
         stream = buffered(stream)
         try:
             head = read_text_head(stream)
-        except EOFError:
+        except EOFError:  # a .gz cut short within its first block
             head = b""
+            out.meta["truncated"] = True
+        check_head(head, name)
         if looks_like_state(head):
             data = stream.read(MAX_JSON)
             try:
                 parse_trainer_state(data, out)
                 out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                out.meta["bytes"] = len(data)
             except InputError:
                 if name.endswith(".json"):
                     raise
@@ -83,13 +96,22 @@ def read(path: str) -> Builder:
         else:
             out.lines = _scan(stream, out)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        if gz:
+            raise gzip_error(name, exc) from None
         raise InputError(f"{name}: read error ({getattr(exc, 'strerror', None) or exc})") from None
     except InputError as exc:
         msg = str(exc)
+        if gz and msg.startswith("read error"):  # the scanner met corrupt compressed data
+            raise gzip_error(name, exc) from None
         raise InputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    cut = bool(out.meta.get("truncated"))
+    check_read(name, int(out.meta.get("bytes") or 0), "last_line_text" not in out.meta or bool(out.meta["last_line_text"]),
+               gz, cut)
+    if cut:
+        out.meta["truncated"] = cut_at(name, out.lines, int(out.meta.get("bytes") or 0), gz)
     return out
 
 
@@ -246,9 +268,16 @@ def parse_dir(path: str) -> RunLog:
     frame = pd.concat([k for k in kept if len(k)], ignore_index=True) if any(len(k) for k in kept) else runs[0].frame
     frame = build_frame(frame.to_dict("records")) if len(frame) else frame
     meta: dict[str, Any] = {}
+    lines: dict[str, Any] = {}
+    line_files: dict[str, str] = {}  # which file each of the "_lines" a setting was printed on belongs to
     for run in runs:
         for k, v in run.meta.items():
             meta.setdefault(k, v)
+        for k, v in run.meta.get("_lines", {}).items():
+            if k not in lines:
+                lines[k], line_files[k] = v, run.source
+    if lines:
+        meta["_lines"], meta["_line_files"] = lines, line_files
     meta["sources"] = [r.source for r in runs]
     counts: dict[str, int] = {}
     for run in runs:

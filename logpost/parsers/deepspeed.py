@@ -23,6 +23,7 @@ Formats: shared ``formats/deepspeed.md``; every regex below is tested on lines c
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -58,6 +59,7 @@ _DS_RANK = re.compile(r"\[Rank (-?\d+)\]|\brank:(\d+) ")
 
 _ITER = re.compile(r"\biteration\s+(\d+)\s*/\s*(\d+)\s*\|")
 _MEGATRON_PAIR = re.compile(r"([A-Za-z][A-Za-z ()/_-]*?)\s*:\s*([-+]?(?:\d[\d.]*(?:[eE][-+]?\d+)?|nan|inf))\s*(?=\||$)")
+_MEGATRON_LINES = 4  # continuation lines of one iteration (learning rate, lm loss, skipped/nan counts)
 _VALID = re.compile(r"\b(?:valid(?:ation)? loss) at iteration\s+(\d+)\s*\|\s*lm loss value:\s*([-+\w.]+)")
 _MEGATRON_KEYS = {
     "lm loss": "loss", "learning rate": "learning_rate", "loss scale": "loss_scale", "grad norm": "grad_norm",
@@ -137,11 +139,21 @@ class DeepSpeedParser(LineParser):
     def __init__(self) -> None:
         self.scale: float | None = None  # next_scale of the last OVERFLOW line (only rank 0 logs them)
         self.last_opt: dict[str, Any] | None = None
+        self.iteration: dict[str, Any] | None = None  # a Megatron iteration whose pairs go on on the next lines
+        self.iteration_until = 0
+
+    def idle(self) -> bool:
+        return self.iteration is None
 
     def feed(self, line: Line, out: Builder) -> None:
         if out.is_claimed(line):  # a metric record of another parser
             return
         text = line.text
+        if self.iteration is not None:
+            if line.no <= self.iteration_until and self._megatron_more(line, out):
+                return
+            if line.no > self.iteration.get("line", 0):
+                self.iteration = None
         if "skipped=" in text:
             self._step(line, out)
             return
@@ -292,7 +304,35 @@ class DeepSpeedParser(LineParser):
             if col and col not in values:
                 values[col] = _float(raw)
         out.set_meta("max_steps", int(m.group(2)), line)
-        out.record("train", values, line, step=int(m.group(1)))
+        rec = out.record("train", values, line, step=int(m.group(1)))
+        # recent Megatron spreads one iteration over several lines ("iteration 5/50 | ... |", then
+        # "learning rate: .. |", "lm loss: .. | grad norm: .. |"): the next lines' pairs join this record
+        if "lm loss" not in text and text.rstrip().endswith("|"):
+            self.iteration, self.iteration_until = rec, line.no + _MEGATRON_LINES
+            out.follow(self, _MEGATRON_LINES)
+
+    def _megatron_more(self, line: Line, out: Builder) -> bool:
+        """A continuation line of the open Megatron iteration: its pairs join the iteration's record."""
+        rec, text = self.iteration, line.text
+        if rec is None or "|" not in text or _ITER.search(text):
+            return False
+        pairs = [(k.strip(), raw) for k, raw in _MEGATRON_PAIR.findall(text + "|")]
+        if not any(k in _MEGATRON_KEYS for k, _ in pairs):
+            return False
+        bad = set(filter(None, str(rec.get("nonfinite") or "").split(",")))
+        for key, raw in pairs:
+            col = _MEGATRON_KEYS.get(key) or re.sub(r"[^0-9a-z]+", "_", key.lower()).strip("_")
+            if col and col not in rec:
+                v = _float(raw)
+                if v is not None:
+                    rec[col] = v
+                    if not math.isfinite(v):
+                        bad.add(col)
+        if bad:
+            rec["nonfinite"] = ",".join(sorted(bad))
+        rec["_text"] = (str(rec.get("_text") or "") + " " + text.strip())[:500]
+        out.claimed = (line.no, line.text)
+        return True
 
     def _titan(self, line: Line, out: Builder) -> None:
         m = _TITAN.search(line.text)

@@ -371,7 +371,7 @@ class Scanner:
         self._ended_with_newline = block.endswith(b"\n", 0, end)
         while end > 0:
             start = block.rfind(b"\n", 0, end - 1) + 1
-            piece = bytes(block[start:end]).strip()
+            piece = bytes(block[start:end]).strip(b" \t\r\n\x0b\x0c\0")  # (a crashed file system pads with NULs)
             if piece:
                 self.last_text = piece[-4096:]
                 return

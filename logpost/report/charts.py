@@ -132,6 +132,17 @@ def downsample(x: np.ndarray, y: np.ndarray, keep: np.ndarray | None = None,
     return x[idx], y[idx]
 
 
+def constant_limits(values: np.ndarray) -> tuple[float, float] | None:
+    """Y limits for a series that never changes (None when it does): 0 shown as 0 on a 0-1 axis, any
+    other value in the middle of ±50%."""
+    if not len(values) or values.min() != values.max():
+        return None
+    v = float(values[0])
+    if v == 0:
+        return -0.05, 1.0
+    return v - abs(v) * 0.5, v + abs(v) * 0.5
+
+
 def _scale(values: np.ndarray) -> str:
     """``log`` when a positive series spans more than three decades (an exploding loss), else linear."""
     v = values[np.isfinite(values)]
@@ -222,7 +233,7 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
 
     import matplotlib
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     rc: Any = {
         "svg.hashsalt": "logpost",  # stable element ids: same log, same bytes
@@ -286,6 +297,9 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
                 ax.set_yscale(_scale(main_values))
             if ax.get_yscale() == "linear":  # "2e+05", never a detached "1e5" offset over the title
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
+                flat = constant_limits(finite_main)
+                if flat is not None:  # a constant series (a zero loss): its value on a plain axis, not ±0.05
+                    ax.set_ylim(*flat)
             ax.set_title(label(table, "chart_" + p.key, langs), color="#222222")
             if wasted_from is not None and last_step is not None and wasted_from <= last_step:
                 ax.axvspan(wasted_from, last_step, color="#b3261e", alpha=0.07, linewidth=0)
@@ -296,13 +310,20 @@ def metrics_figure(pm: Postmortem, langs: Sequence[str], table: Mapping[str, Map
                 unique = dict(zip(names, handles, strict=True))
                 ax.legend(unique.values(), unique.keys(), loc="lower right", bbox_to_anchor=(1.0, 1.0),
                           ncols=min(3, len(unique)), borderaxespad=0.1, handlelength=1.6)
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no tick at 16.2
         top = axes[0]
+        lo, hi = top.get_xlim()
         for i, (step, sev, sid) in enumerate(finding_steps[:6]):
-            # Below the row of nan/inf marks, on a white backing so a curve behind stays readable.
-            top.annotate(sid, xy=(step, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -22 - 11 * i),
+            # Below the row of nan/inf marks, on a white backing so a curve behind stays readable; left of the
+            # line in the right part of the panel, so a label at the last step is not cut by the edge.
+            right = hi > lo and (step - lo) / (hi - lo) > 0.6
+            top.annotate(sid, xy=(step, 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(-4 if right else 4, -22 - 11 * i), ha="right" if right else "left",
                          textcoords="offset points", fontsize=8.5, color=SEVERITY_COLOUR[sev], fontweight="bold",
                          bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
         axes[-1].set_xlabel(label(table, "chart_record" if ordinal else "chart_step", langs))
+        if fmt == "figure":  # (tests look at the axes)
+            return fig
         if fmt == "png":
             raw = io.BytesIO()
             fig.savefig(raw, format="png", dpi=PNG_DPI, metadata={"Software": None})

@@ -108,6 +108,7 @@ class EvidenceView:
     step: int | None
     text: str
     anchor: str | None
+    file: str | None = None  # the log file, named only when the run has several (a run directory)
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,8 @@ def build_context(pm: Postmortem, lang: str = "both",
         first_step=num(f.first_step) if f.first_step is not None else "–",
         first_line=num(f.first_line) if f.first_line is not None else "–",
         anchor=f"finding-{f.id.lower()}",
-        evidence=tuple(EvidenceView(e.line, e.step, e.text, anchors.get(e.line) if e.line is not None else None)
+        evidence=tuple(EvidenceView(e.line, e.step, e.text, anchors.get(e.line) if e.line is not None else None,
+                                    short_file(pm, e.file))
                        for e in f.evidence)) for f in pm.findings)
     header = run_header(pm, run)
     return ReportContext(langs=langs, version=__version__, verdict=pm.verdict.value, run=run,
@@ -354,8 +356,9 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
         wasted = max(0, last - root.first_step + 1)
         share = wasted / span if span > 0 else None
     out: dict[str, tuple[str, ...]] = {}
+    cut = truncation(pm)
     for lg in LANGS:
-        say: list[str] = []
+        say: list[str] = [tr(table, "input_truncated", lg, **cut)] if cut else []
         if root is None:
             if pm.verdict.value == "healthy":
                 say.append(tr(table, "sum_healthy", lg, steps=logged, loss_first=num(run.loss_first),
@@ -373,7 +376,7 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
             if wasted is not None and logged:
                 say.append(tr(table, "sum_wasted", lg, wasted=wasted, steps=span,
                               share=f"{share:.0%}" if share is not None else "–"))
-        if planned and last is not None and not run.completed and last < planned:
+        if planned and last is not None and not run.completed and last < planned and not cut:
             say.append(tr(table, "sum_stopped", lg, last=last, planned=planned))
         if root is not None and root.remediation.get(lg):
             say.append(tr(table, "sum_first_action", lg, action=root.remediation[lg][0]))
@@ -391,6 +394,25 @@ def exec_summary(pm: Postmortem, run: RunSummary, table: Mapping[str, Mapping[st
                        since_step=root.first_step if root else None, since_line=root.first_line if root else None,
                        last_step=last, logged_steps=logged or None, wasted_steps=wasted, wasted_share=share,
                        planned_steps=planned, sentences=out)
+
+
+def short_file(pm: Postmortem, file: str | None) -> str | None:
+    """An evidence file as the reader needs it: none for a single log, its path inside the run
+    directory when the run has several."""
+    if not file or len(pm.run.meta.get("sources") or ()) < 2:
+        return None
+    return os.path.relpath(file, pm.source) if os.path.isdir(pm.source) else file
+
+
+def truncation(pm: Postmortem) -> dict[str, Any] | None:
+    """Where the file was cut short (``file``, ``line``, ``byte``), when it was; see parsers.readable."""
+    cut = pm.run.meta.get("truncated")
+    if not cut:
+        return None
+    if not isinstance(cut, dict):
+        cut = {"file": pm.source, "line": pm.run.lines, "byte": pm.run.meta.get("bytes") or 0}
+    return {"file": cut.get("file") or pm.source, "line": cut.get("line") or pm.run.lines,
+            "byte": cut.get("byte") or 0}
 
 
 # -- header and dates ----------------------------------------------------------------------------
@@ -492,7 +514,7 @@ def timeline(pm: Postmortem, table: Mapping[str, Mapping[str, str]],
         out.append(TimelineEntry("completed", done[0], None, when(done[0]), _both(table, "tl_completed"), done[1]))
     elif completed:
         out.append(TimelineEntry("completed", None, None, None, _both(table, "tl_completed"), None))
-    end_key = "tl_end" if completed else "tl_end_abrupt"
+    end_key = "tl_end" if completed else "tl_end_truncated" if pm.run.facts.truncated else "tl_end_abrupt"
     if not (done and done[0] == run.lines and completed):  # else "completed" says it already
         out.append(TimelineEntry("end", run.lines or None, None, when(run.lines), _both(table, end_key),
                                  run.facts.last_line_text or None))
@@ -605,6 +627,7 @@ def to_json(pm: Postmortem) -> dict[str, Any]:
             "step_method": run.step_method,
         },
         "run": {"lines": pm.run.lines, "completed": run.completed},
+        "input": {"truncated": truncation(pm)},
     }
 
 

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -26,9 +27,11 @@ from logpost.report.context import (
     build_context,
     load_strings,
     num,
+    short_file,
     strings,
     to_json,
     tr,
+    truncation,
 )
 
 
@@ -205,7 +208,11 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
     steps_seen = say("term_steps", first=num(r.first_step), last=num(r.last_step)) if r.first_step is not None \
         else say("term_no_steps")
     out.append(say("term_run", framework=r.framework or say("term_unknown_framework"), model=model,
-                   steps=steps_seen, n=r.train_records, loss=loss))
+                   steps=steps_seen, loss=loss,
+                   records=say("term_records_one") if r.train_records == 1 else say("term_records", n=r.train_records)))
+    cut = truncation(pm)
+    if cut:
+        out.append(style(say("input_truncated", **cut), fg="yellow"))
     verdict = ctx.verdict.upper() if lg0 == "en" else say("verdict_badge_" + ctx.verdict)
     out.append(style(say("term_verdict", verdict=verdict), fg=_VERDICT_COLOUR[ctx.verdict], bold=True))
     for v in ctx.findings:
@@ -221,7 +228,8 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
             out.append("  " + f.summary[lg])
         out.append("  " + say("term_evidence"))
         for e in f.evidence[:6]:
-            where = " ".join(w for w in (say("ev_line", e.line) if e.line is not None else "",
+            short = short_file(pm, e.file) if e.line is not None else None
+            where = " ".join(w for w in (short or "", say("ev_line", e.line) if e.line is not None else "",
                                          say("ev_step", e.step) if e.step is not None else "") if w)
             sep = ": " if lg0 == "en" else "："
             out.append(f"    {where}{sep}{_clip(e.text, 150)}" if where else f"    - {_clip(e.text, 150)}")
@@ -232,7 +240,8 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
         out.append(say("no_findings"))
     if ctx.findings:
         out.append("")
-        out.append(say("term_more"))
+        log = "LOG" if pm.source == "<stdin>" else shlex.quote(pm.source)
+        out.append(say("term_more", log=log, id=ctx.findings[0].finding.id))
     return "\n".join(out) + "\n"
 
 

@@ -137,6 +137,9 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
     clock = time.perf_counter()
     specs = discover(roots, o.globs, o.excludes)
     phases = {"discover": time.perf_counter() - clock}
+    if not specs:
+        shown = ", ".join(o.globs[:6]) + (", ..." if len(o.globs) > 6 else "")
+        raise InputError(f"no runs found in {', '.join(roots)} (no log files named {shown}; see --glob)")
     db = o.db or default_db()
     workers: dict[int, dict[str, float]] = {}
     with Catalog.open(db) as cat:

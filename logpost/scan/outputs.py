@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -43,7 +44,7 @@ def render(result: ScanResult, fmt: str, lang: str = "both", colour: bool = Fals
         return render_index(result, "md", lang, output)
     if fmt == "html":
         return render_index(result, "html", lang, output)
-    return render_table(result, lang if lang != "both" else "en", colour)
+    return render_table(result, lang if lang != "both" else "en", colour, terminal_width())
 
 
 # ------------------------------------------------------------------ machine-readable
@@ -83,6 +84,16 @@ def _opt(v: Any) -> str:
 # ------------------------------------------------------------------ terminal
 
 
+def terminal_width() -> int | None:
+    """The terminal's width (``COLUMNS`` when set); None into a pipe or a file (nothing is cut)."""
+    import shutil
+    import sys
+
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return max(40, shutil.get_terminal_size((80, 24)).columns)
+    return None
+
+
 def label(r: Row, base: str | None) -> str:
     """The run's path relative to the scanned folder (absolute in queries)."""
     if base and (r.path == base or r.path.startswith(base.rstrip(os.sep) + os.sep)):
@@ -90,8 +101,9 @@ def label(r: Row, base: str | None) -> str:
     return r.path
 
 
-def render_table(result: ScanResult, lang: str = "en", colour: bool = False) -> str:
-    """A sorted table, most urgent first, with a count line under it."""
+def render_table(result: ScanResult, lang: str = "en", colour: bool = False, width: int | None = None) -> str:
+    """A sorted table, most urgent first, with a count line under it, ``width`` columns wide at most
+    (as far as the fixed columns allow)."""
     import click  # styling only; the CLI is the only caller
 
     t = _t(lang)
@@ -99,11 +111,13 @@ def render_table(result: ScanResult, lang: str = "en", colour: bool = False) -> 
             t("scan_col_loss"), t("scan_col_modified"), t("scan_col_run")]
     body = []
     for r in result.rows:
-        findings = ",".join(r.finding_ids) if r.status == "ok" else _clip(r.error or "", 60)
+        findings = ",".join(r.finding_ids) if r.status == "ok" else _clip(_reason(r.error or ""), 60)
         steps = f"{r.first_step}–{r.last_step}" if r.first_step is not None else "–"
         loss = "/".join(num(v) for v in (r.loss_first, r.loss_min, r.loss_last)) if r.loss_first is not None else "–"
         body.append([r.state.upper() if lang == "en" else t("scan_verdict_" + r.state), findings or "–", r.framework or "–", steps, loss,
                      (r.modified or "–")[:10], label(r, result.base)])
+    if width is not None:
+        head, body = fit_table(head, body, width)
     widths = [max([_width(h)] + [_width(row[i]) for row in body]) for i, h in enumerate(head)]
     widths[-1] = 0  # the last column is not padded
 
@@ -126,13 +140,72 @@ def render_table(result: ScanResult, lang: str = "en", colour: bool = False) -> 
         summary = ", ".join(f"{counts[v]} {t('scan_verdict_' + v)}" for v in VERDICT_ORDER if counts[v])
         tail = f": {summary}" if summary else ""
     lines.append("")
-    lines.append(t("scan_total").format(len(result.rows)) + tail)
+    total = t("scan_total_one") if len(result.rows) == 1 else t("scan_total").format(len(result.rows))
+    lines.append(total + tail)
     return "\n".join(lines) + "\n"
+
+
+FINDINGS, MODIFIED, RUN = 1, 5, 6  # columns of the terminal table that give way to fit it
+
+
+def fit_table(head: list[str], body: list[list[str]], width: int) -> tuple[list[str], list[list[str]]]:
+    """Fit the table in ``width`` columns: the date column goes first, then the findings and the run's
+    path are cut (findings to the ids that fit and "+N", errors and paths with "…")."""
+    def total(h: list[str], rows: list[list[str]]) -> int:
+        w = [max([_width(x[i]) for x in [h, *rows]]) for i in range(len(h))]
+        return sum(w) + 2 * (len(h) - 1)
+
+    if total(head, body) <= width:
+        return head, body
+    if len(head) > RUN:  # without the date
+        head = head[:MODIFIED] + head[MODIFIED + 1:]
+        body = [r[:MODIFIED] + r[MODIFIED + 1:] for r in body]
+    run = len(head) - 1
+    fixed = sum(max(_width(x[i]) for x in [head, *body]) for i in range(len(head)) if i not in (FINDINGS, run))
+    avail = width - fixed - 2 * (len(head) - 1)
+    find_nat = max(_width(x[FINDINGS]) for x in [head, *body])
+    run_nat = max(_width(x[run]) for x in [head, *body])
+    if find_nat + run_nat <= avail:
+        return head, body
+    run_w = min(run_nat, max(14, avail - min(find_nat, 22)))
+    find_w = max(_width(head[FINDINGS]), avail - run_w)
+    out = []
+    for r in body:
+        r = list(r)
+        r[FINDINGS] = _fit_ids(r[FINDINGS], find_w)
+        if _width(r[run]) > run_w:  # the end of a path names the run
+            r[run] = "…" + r[run][len(r[run]) - run_w + 1:]
+        out.append(r)
+    return head, out
+
+
+def _reason(error: str) -> str:
+    """An error without the path it starts with (the RUN column names the run): "empty file"."""
+    m = re.match(r"(?:/|[A-Za-z]:\\)[^:]*: ", error)
+    return error[m.end():] if m else error
+
+
+def _fit_ids(text: str, width: int) -> str:
+    """Comma-separated ids cut to the ones that fit, with "+N" for the rest; other text cut with "…"."""
+    if _width(text) <= width:
+        return text
+    ids = text.split(",")
+    if len(ids) > 1 and all(i.isupper() or "_" in i for i in ids):
+        for k in range(len(ids) - 1, 0, -1):
+            short = ",".join(ids[:k]) + f" +{len(ids) - k}"
+            if _width(short) <= width:
+                return short
+    return _clip(text, width)
 
 
 def _width(text: str) -> int:
     """Display width: CJK characters take two columns."""
     return sum(2 if "\u2e80" <= ch <= "\uffef" else 1 for ch in text)
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` display columns."""
+    return text + " " * max(0, width - _width(text))
 
 
 def _clip(text: str, width: int) -> str:

@@ -168,6 +168,11 @@ def nan_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
         eval_bad |= logged_nonfinite(frame, "train_loss")
     # loss nan with grad_norm exactly 0 is 0/0 over zero supervised tokens: ZERO_LOSS, not a blow-up
     empty_labels = loss_bad & (frame["grad_norm"] == 0)
+    # ... unless the run logged finite non-zero losses before it: a loss that was real and turns nan blew up
+    # (verl logs "train/loss:nan - train/grad_norm:0.0" on the step its update is dropped)
+    real = ((frame["kind"] == "train") & (frame["loss"] > 0) & ~loss_bad).fillna(False).to_numpy(dtype=bool)
+    if real.any() and bool(empty_labels.any()):
+        empty_labels = empty_labels & ~pd.Series(np.cumsum(real) > 0, index=frame.index)
     # Megatron counts them itself: "number of nan iterations: N" per logging interval
     nan_iters = (frame["nan_iterations"] > 0) if "nan_iterations" in frame else pd.Series(False, index=frame.index)
     bad = ((loss_bad & ~empty_labels) | grad_bad | eval_bad | nan_iters)
