@@ -1,8 +1,16 @@
-"""Ingestion benchmark: MB/s and peak RSS of ``logpost analyze`` next to ``grep -E -c``.
+"""Ingestion benchmark: MB/s, records/s and peak RSS of ``logpost analyze`` next to ``grep -E -c``.
 
-Generates a realistic large log (HF metric dicts glued to tqdm redraws, INFO lines of HF, Axolotl
-and DeepSpeed, DeepSpeed step / timer / OVERFLOW lines, NCCL INFO and WARN lines, Python warnings
-repeated per rank, and a rank-prefixed CUDA OOM traceback at the end), then runs, in one go:
+Generates two realistic large logs and measures both in one run:
+
+* the *sparse* shape (one metric record per ~9.7 KB): HF metric dicts glued to tqdm redraws every 10
+  steps, INFO lines of HF, Axolotl and DeepSpeed, DeepSpeed step / timer / OVERFLOW lines, NCCL INFO and
+  WARN lines, Python warnings repeated per rank, and a rank-prefixed CUDA OOM traceback at the end;
+* the *dense* shape (one metric record per ~250 B): ``logging_steps: 1`` as real runs print it, each
+  metric dict glued to the tqdm redraws before it (``\r<bar>\r<bar>\r<spaces>\r{...}``), in turn
+  transformers 4.x bare floats with a DeepSpeed step line per step, transformers 5.x quoted strings, and
+  Axolotl's keys (``ppl``, ``memory/max_active (GiB)``, ``tokens/...``); an eval every 2,000 steps.
+
+For each log, one after the other:
 
 * ``grep -E -c`` with 10 patterns over the same file (the floor we compare against);
 * ``python3 -m logpost analyze FILE -f json`` in a child process.
@@ -12,9 +20,10 @@ Each is timed on a warm page cache (the file is read once first), with logpost's
 
 Usage::
 
-    python3 benchmarks/bench_ingest.py                 # 1 GiB log in /tmp
-    python3 benchmarks/bench_ingest.py --size-mb 200 --keep /tmp/big.log
-    python3 benchmarks/bench_ingest.py --keep /tmp/big.log --reuse --repeat 3   # best of 3 (shared machine)
+    python3 benchmarks/bench_ingest.py                 # 1 GiB sparse and 400 MB dense log in /tmp
+    python3 benchmarks/bench_ingest.py --size-mb 200 --dense-mb 50 --keep /tmp/big.log --keep-dense /tmp/dense.log
+    python3 benchmarks/bench_ingest.py --keep /tmp/big.log --keep-dense /tmp/dense.log --reuse --repeat 3
+    python3 benchmarks/bench_ingest.py --only dense ...  # one shape
 """
 
 from __future__ import annotations
@@ -155,6 +164,89 @@ def generate(path: str, size: int, seed: int = 0) -> dict[str, int]:
     return counts
 
 
+def _tqdm(n: int, total: int, sec: int, rng: random.Random) -> str:
+    """tqdm's default bar as a file capture shows it: ``  2%|▎         | 1/40 [00:01<00:13,  2.93it/s]``."""
+    frac = n / total
+    full = int(frac * 10)
+    bar = "█" * full + (" ▏▎▍▌▋▊▉"[int(frac * 80) % 8] if full < 10 else "")
+    left = (total - n) * 3 // 2
+    return (f"{int(frac * 100):3d}%|{bar:<10}| {n}/{total} [{sec // 3600:d}:{sec // 60 % 60:02d}:{sec % 60:02d}<"
+            f"{left // 3600:d}:{left // 60 % 60:02d}:{left % 60:02d}, {rng.uniform(1.2, 1.8):.2f}s/it]")
+
+
+DENSE_SEGMENT = 1000  # steps of one dict format before the next (hf4 + DeepSpeed, hf5 + DeepSpeed, Axolotl)
+
+
+def generate_dense(path: str, size: int, seed: int = 0) -> dict[str, int]:
+    """Write a ``logging_steps: 1`` log of about ``size`` bytes (one metric record per ~250 B); return what
+    it holds. Per step, as the bytes reach a file when stdout and stderr are captured together: tqdm redraws
+    the bar (``\r``), DeepSpeed's logger writes its step line right after the bar (no newline between them),
+    and ``tqdm.write`` clears the bar with spaces and prints the metric dict."""
+    rng = random.Random(seed)
+    total = 2_000_000
+    counts = {"dicts": 0, "ds_steps": 0, "evals": 0}
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write("\n".join([
+            "[2024-05-01 00:00:02,100] [INFO] [logging.py:96:log_dist] [Rank 0] DeepSpeed info: version=0.14.0, "
+            "git-hash=unknown, git-branch=unknown",
+            "[2024-05-01 00:00:09,000] [INFO] [logging.py:96:log_dist] [Rank 0] Creating torch.bfloat16 ZeRO stage 2 "
+            "optimizer",
+            "[INFO|trainer.py:2078] 2024-05-01 00:00:10,125 >> ***** Running training *****",
+            "[INFO|trainer.py:2079] 2024-05-01 00:00:10,125 >>   Num examples = 16,000,000",
+            "[INFO|trainer.py:2080] 2024-05-01 00:00:10,125 >>   Num Epochs = 1",
+            "[INFO|trainer.py:2081] 2024-05-01 00:00:10,125 >>   Instantaneous batch size per device = 1",
+            f"[INFO|trainer.py:2086] 2024-05-01 00:00:10,125 >>   Total optimization steps = {total:,}",
+            "[INFO|trainer.py:2087] 2024-05-01 00:00:10,129 >>   Number of trainable parameters = 20,971,520",
+            "",
+        ]))
+        written = fh.tell()
+        step = 0
+        sec = 10
+        prev = _tqdm(0, total, 0, rng)
+        out: list[str] = []
+        while written < size and step < total:
+            step += 1
+            sec += 1 + step % 2
+            bar = _tqdm(step, total, sec, rng)
+            seg = step // DENSE_SEGMENT % 3
+            loss = 2.0 * (1 + 1 / (1 + step / 1000)) + rng.gauss(0, 0.05)
+            lr = 2e-5 * min(1.0, step / 2000) * (1 - step / total)
+            epoch = step / total
+            gnorm = rng.uniform(0.2, 2)
+            if seg < 2:  # a DeepSpeed run: its step line glued to the bar it interrupts
+                out.append(f"\r{prev}[{_ts(sec)}] [INFO] [logging.py:96:log_dist] [Rank 0] step={step}, skipped=0, "
+                           f"lr=[{lr!r}], mom=[(0.9, 0.999)]\n")
+                counts["ds_steps"] += 1
+                prev = ""
+            if seg == 0:  # transformers 4.x: bare floats
+                rec = f"{{'loss': {loss:.4f}, 'grad_norm': {gnorm!r}, 'learning_rate': {lr!r}, 'epoch': {epoch:.2f}}}"
+            elif seg == 1:  # transformers 5.x: every float a quoted .4g string
+                rec = f"{{'loss': '{loss:.4g}', 'grad_norm': '{gnorm:.4g}', 'learning_rate': '{lr:.4g}', 'epoch': '{epoch:.4g}'}}"
+            else:  # Axolotl's keys (transformers 5)
+                rec = (f"{{'loss': '{loss:.4g}', 'grad_norm': '{gnorm:.4g}', 'learning_rate': '{lr:.4g}', "
+                       f"'ppl': '{2.718281828 ** loss:.4g}', 'memory/max_active (GiB)': '21.94', "
+                       f"'memory/max_allocated (GiB)': '21.94', 'memory/device_reserved (GiB)': '25.03', "
+                       f"'tokens/train_per_sec_per_gpu': '{rng.uniform(2000, 3000):.4g}', 'tokens/trainable': "
+                       f"{rng.randrange(1000, 4000)}, 'tokens/total': 4096, 'epoch': '{epoch:.4g}'}}")
+            out.append(("\r" + prev if prev else "") + f"\r{bar}\r{' ' * len(bar)}\r{rec}\n")
+            counts["dicts"] += 1
+            prev = bar
+            if step % 2000 == 0:  # an eval: its own bar (leave=False), then the eval dict
+                out.append("".join(f"\r{k * 5:3d}%|{'█' * (k // 2):<10}| {k}/20 [00:{k:02d}<00:{20 - k:02d}, "
+                                   f"{rng.uniform(9, 12):.2f}it/s]" for k in range(21))
+                           + f"\r{' ' * 50}\r{{'eval_loss': {loss + 0.1:.4f}, 'eval_runtime': 24.1, "
+                           f"'eval_samples_per_second': 41.5, 'eval_steps_per_second': 10.4, 'epoch': {epoch:.2f}}}\n")
+                counts["evals"] += 1
+            if len(out) >= 4096:
+                text = "".join(out)
+                fh.write(text)
+                written += len(text.encode("utf-8"))
+                out.clear()
+        fh.write("".join(out) + "\n")
+    counts["steps"] = step
+    return counts
+
+
 def _run(cmd: list[str]) -> tuple[float, float, int, int, bytes]:
     """Wall seconds, CPU seconds (user + system), peak RSS (bytes) and exit code of a child, and its
     stdout. CPU time is the one-core figure when other work shares the machine."""
@@ -167,22 +259,48 @@ def _run(cmd: list[str]) -> tuple[float, float, int, int, bytes]:
             proc.returncode, out)
 
 
+SHAPES = {"sparse": generate, "dense": generate_dense}
+RSS_BASE, RSS_PER_RECORD = 250e6, 64  # the memory target: 250 MB + 64 B per metric record (frame row)
+
+
+def _measure(shape: str, path: str, repeat: int) -> list[tuple[str, float, float, float, int | None, int]]:
+    """grep and logpost on one log: (tool, wall s, CPU s, peak RSS MB, frame rows, exit) each."""
+    grep = ["grep", "-a", "-E", "-c", "|".join(GREP_PATTERNS), path]
+    ours = [sys.executable, "-m", "logpost", "analyze", path, "-f", "json", "--fail-on", "critical"]
+    rows = []
+    for name, cmd in ((f"grep -E -c (10 patterns), {shape}", grep), (f"logpost analyze, {shape}", ours)):
+        secs, cpu, rss, code, out = min((_run(cmd) for _ in range(max(1, repeat))), key=lambda r: r[1])
+        records = None
+        if cmd is ours and code in (0, 1):
+            metrics = json.loads(out)["metrics"]
+            records = int(metrics["rows"])
+            print(f"logpost, {shape}: {records} frame rows, steps {metrics['first_step']}..{metrics['last_step']}",
+                  file=sys.stderr)
+        rows.append((name, secs, cpu, rss / 1e6, records, code))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size-mb", type=int, default=1024)
-    ap.add_argument("--keep", help="write the generated log here and keep it")
-    ap.add_argument("--reuse", action="store_true", help="reuse --keep if it exists")
+    ap.add_argument("--size-mb", type=int, default=1024, help="size of the sparse log (MiB)")
+    ap.add_argument("--dense-mb", type=int, default=400, help="size of the dense log (MiB)")
+    ap.add_argument("--keep", help="write the generated sparse log here and keep it")
+    ap.add_argument("--keep-dense", help="write the generated dense log here and keep it")
+    ap.add_argument("--reuse", action="store_true", help="reuse --keep / --keep-dense if they exist")
+    ap.add_argument("--only", choices=tuple(SHAPES), help="measure one shape")
     ap.add_argument("--repeat", type=int, default=1, help="run each tool N times, report the run with least CPU")
     args = ap.parse_args()
-    path = args.keep or os.path.join(tempfile.gettempdir(), f"logpost-bench-{args.size_mb}mb.log")
-    if not (args.reuse and os.path.exists(path)):
-        t0 = time.perf_counter()
-        counts = generate(path, args.size_mb * 1024 * 1024)
-        print(f"generated {path} in {time.perf_counter() - t0:.1f}s: {counts}", file=sys.stderr)
-    size = os.path.getsize(path)
-    with open(path, "rb") as fh:  # warm the page cache so both runs read from memory
-        while fh.read(1 << 24):
-            pass
+    tmp = tempfile.gettempdir()
+    paths = {"sparse": args.keep or os.path.join(tmp, f"logpost-bench-{args.size_mb}mb.log"),
+             "dense": args.keep_dense or os.path.join(tmp, f"logpost-bench-dense-{args.dense_mb}mb.log")}
+    sizes = {"sparse": args.size_mb, "dense": args.dense_mb}
+    shapes = [args.only] if args.only else list(SHAPES)
+    for shape in shapes:
+        path = paths[shape]
+        if not (args.reuse and os.path.exists(path)):
+            t0 = time.perf_counter()
+            counts = SHAPES[shape](path, sizes[shape] * 1024 * 1024)
+            print(f"generated {path} in {time.perf_counter() - t0:.1f}s: {counts}", file=sys.stderr)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # Measure the program, not the compiler: pip compiles a package's bytecode when it installs it, but an
     # editable install under PYTHONDONTWRITEBYTECODE (set on these machines) recompiles every module on every
@@ -190,28 +308,28 @@ def main() -> int:
     spec = importlib.util.find_spec("logpost")
     for where in (spec.submodule_search_locations or []) if spec else []:
         compileall.compile_dir(where, quiet=1)
-    grep = ["grep", "-a", "-E", "-c", "|".join(GREP_PATTERNS), path]
-    ours = [sys.executable, "-m", "logpost", "analyze", path, "-f", "json", "--fail-on", "critical"]
     env_cwd = os.getcwd()
     os.chdir(root)
+    table = []
     try:
-        rows = []
-        for name, cmd in (("grep -E -c (10 patterns)", grep), ("logpost analyze", ours)):
-            secs, cpu, rss, code, out = min((_run(cmd) for _ in range(max(1, args.repeat))), key=lambda r: r[1])
-            rows.append((name, secs, cpu, rss / 1e6, code))
-            if name == "logpost analyze" and code in (0, 1):
-                metrics = json.loads(out)["metrics"]
-                print(f"logpost: {metrics['rows']} frame rows, steps {metrics['first_step']}..{metrics['last_step']}",
-                      file=sys.stderr)
+        for shape in shapes:
+            path = paths[shape]
+            with open(path, "rb") as fh:  # warm the page cache so both runs read from memory
+                while fh.read(1 << 24):
+                    pass
+            table += [(shape, os.path.getsize(path), row) for row in _measure(shape, path, args.repeat)]
     finally:
         os.chdir(env_cwd)
-    print(f"file: {size / 1e6:.0f} MB, Python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print("| tool | wall s | CPU s | MB/s (wall) | MB/s (CPU) | peak RSS (MB) | exit |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, secs, cpu, rss, code in rows:
-        print(f"| {name} | {secs:.2f} | {cpu:.2f} | {size / secs / 1e6:.0f} | {size / max(cpu, 1e-9) / 1e6:.0f} | "
-              f"{rss:.0f} | {code} |")
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}; "
+          + ", ".join(f"{shape} log {os.path.getsize(paths[shape]) / 1e6:.0f} MB" for shape in shapes))
+    print("| tool | wall s | CPU s | MB/s (CPU) | records | records/s (CPU) | peak RSS (MB) | RSS target (MB) | exit |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for _, size, (name, secs, cpu, rss, records, code) in table:
+        cpu = max(cpu, 1e-9)
+        per_s = f"{records / cpu:,.0f}" if records is not None else ""
+        budget = f"{(RSS_BASE + RSS_PER_RECORD * records) / 1e6:.0f}" if records is not None else ""
+        print(f"| {name} | {secs:.2f} | {cpu:.2f} | {size / cpu / 1e6:.0f} | {records if records is not None else ''} | "
+              f"{per_s} | {rss:.0f} | {budget} | {code} |")
     return 0
 
 

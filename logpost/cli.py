@@ -17,9 +17,12 @@ from typing import Any
 # logpost does no linear algebra: numpy's OpenBLAS need not start a thread pool, whose threads spin on the
 # other cores for ~0.15 s of CPU at start-up (set before numpy is first imported; a caller's value wins)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# pandas keeps string columns in Arrow arrays; Arrow's default pool (jemalloc) holds on to freed pages, ~30 MB
+# more peak RSS on a 1 GiB log. A command runs once and exits: the system allocator (read by Arrow when its
+# default pool is first used, so pyarrow need not be imported for --help, --version or shell completion).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import click  # noqa: E402
-import pyarrow as pa  # noqa: E402
 
 from logpost import __version__  # noqa: E402
 from logpost.model import InputError, Severity  # noqa: E402
@@ -83,6 +86,15 @@ def _colour(color: bool | None, output: str | None) -> bool:
     return output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _term_width(output: str | None) -> int | None:
+    """The width terminal output wraps at: the terminal's (or ``COLUMNS``); None into a pipe or a file."""
+    if output is None and (sys.stdout.isatty() or os.environ.get("COLUMNS")):
+        import shutil
+
+        return max(40, shutil.get_terminal_size().columns)
+    return None
+
+
 def _ids(value: str | None) -> tuple[str, ...]:
     return tuple(i.strip().upper() for i in (value or "").split(",") if i.strip())
 
@@ -118,9 +130,6 @@ def main(debug: bool) -> None:
       logpost analyze train.log
       logpost analyze train.log -f md --lang zh -o postmortem.md
     """
-    # pandas keeps string columns in Arrow arrays; Arrow's default pool (jemalloc) holds on to freed pages,
-    # ~30 MB more peak RSS on a 1 GiB log. A command runs once and exits: use the system allocator.
-    pa.set_memory_pool(pa.system_memory_pool())
 
 
 @main.command()
@@ -175,7 +184,8 @@ def analyze(log: str, fmt: str, lang: str | None, output: str | None, fail_on: s
         emit(render.render_pdf(pm, lang or "both", template_dir), output)
     else:
         colour = _colour(color, output)
-        emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour)), output)
+        emit(render.render_terminal(pm, lang or _default_lang(), colour=bool(colour), width=_term_width(output)),
+             output)
     worst = pm.worst
     if worst is not None and worst >= Severity.parse(fail_on):
         sys.exit(1)

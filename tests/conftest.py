@@ -15,3 +15,9 @@ def corpus() -> Path:
 
 def fixture(rel: str) -> str:
     return str(CORPUS / rel)
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch):
+    """Outputs are tested as a pipe gets them: a COLUMNS set by the CI shell would wrap terminal reports."""
+    monkeypatch.delenv("COLUMNS", raising=False)

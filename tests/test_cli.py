@@ -100,3 +100,32 @@ def test_terminal_in_chinese():
     r = run("analyze", ZERO, "--lang", "zh")
     assert r.exit_code == 1 and "结论：失败" in r.stdout and "[严重] ZERO_LOSS" in r.stdout
     assert "第 769 行" in r.stdout and "verdict" not in r.stdout and "evidence" not in r.stdout
+
+
+HEAVY = ("pandas", "numpy", "pyarrow", "matplotlib", "jinja2", "weasyprint")
+# what a CLI process imported when it ends (atexit: also after --help, --version and completion exit)
+_PROBE = ("import atexit, sys\n"
+          f"atexit.register(lambda: sys.stderr.write('IMPORTED=' + ','.join(m for m in {HEAVY!r} if m in sys.modules)))\n"
+          "from logpost.cli import main\n"
+          "main(prog_name='logpost')\n")
+
+
+def _imported(*args, env=None):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True,
+                       env={**os.environ, **(env or {})}, timeout=120)
+    return r.stdout, r.stderr.rpartition("IMPORTED=")[2].split(",") if "IMPORTED=" in r.stderr else None
+
+
+def test_start_up_imports_no_data_library():
+    """--help, --version and shell completion pay for no data library (the start-up target: <= 0.15 s)."""
+    out, heavy = _imported("--version")
+    assert "logpost, version" in out and heavy == [""]
+    out, heavy = _imported("--help")
+    assert "analyze" in out and heavy == [""]
+    out, heavy = _imported(env={"_LOGPOST_COMPLETE": "bash_complete", "COMP_WORDS": "logpost an", "COMP_CWORD": "1"})
+    assert "analyze" in out and heavy == [""]
+    _, heavy = _imported("analyze", HEALTHY, "-f", "json")  # the probe sees imports: analyze needs pandas
+    assert heavy is not None and "pandas" in heavy

@@ -41,6 +41,8 @@ def test_lanes_take_the_lines_they_are_for():
     assert hf._FAST.fullmatch((BAR + DICT).encode()).group("text") == DICT.encode()
     assert hf._FAST.fullmatch(DICT.encode() + b"  ")
     assert deepspeed._FAST.fullmatch(DS_STEP.encode())
+    # DeepSpeed's logger writes its step line while tqdm's bar is drawn (logging_steps 1): glued to it
+    assert deepspeed._FAST.fullmatch((BAR + DS_STEP).encode()).group("text") == DS_STEP.encode()
     # what must take the generic path: a launcher prefix, a described bar, a postfix with metrics, colour
     for raw in ("[rank1]:" + DICT, "Training:  30%|▎ | 30/100 [00:30<01:10]" + DICT,
                 "30%|▎ | 30/100 [00:30<01:10, loss=1.2]" + DICT, "\x1b[33m" + DICT, DICT[:-1] + ", 'x': '[RANK:1]'}"):
@@ -55,8 +57,13 @@ def test_fixtures_same_with_and_without_lanes(path, monkeypatch):
     assert fast == slow
 
 
-# lines the lanes take, and lines that open state the lanes must respect (tables, tracebacks, follow)
+# lines the lanes take, and lines that open state the lanes must respect (tables, tracebacks, follow); the
+# dense shape of logging_steps 1: a DeepSpeed step line glued to a bar, a dict after redraws and tqdm.write's blank
 LINES = [BAR + DICT, DICT, "\r".join([BAR, BAR, BAR + DICT]), BAR + "\r" + DICT, DS_STEP,
+         "\r" + BAR + DS_STEP, "\r" + BAR.replace("30/", "31/") + "\r" + BAR + "\r" + " " * len(BAR) + "\r" + DICT,
+         "\r" + BAR + "\r" + " " * len(BAR) + "\r{'loss': '4.041', 'grad_norm': '1.04', 'tokens/trainable': 40, "
+         "'epoch': '0.01'}",
+         "Step\tTraining Loss\n\r" + BAR + "\rChildFailedError:\n  time : 2024\n\r" + BAR + "\r" + DICT,
          "[2024-05-01 00:22:00,241] [INFO] [timer.py:260:stop] epoch=0/micro_step=40/global_step=20, "
          "RunningAvgSamplesPerSec=12.5, CurrSamplesPerSec=12.1, MemAllocated=3.2GB, MaxMemAllocated=9.8GB",
          "***** train metrics *****", "  train_loss = 0.1", "Traceback (most recent call last):",
@@ -75,6 +82,18 @@ def test_generated_mixes_same_with_and_without_lanes(tmp_path, monkeypatch, line
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     fast, slow = both(str(path), monkeypatch)
     assert fast == slow
+
+
+def test_a_followed_redraw_line_reads_its_own_bar(tmp_path, monkeypatch):
+    # inside a follow window (the header's), a dict glued after bar redraws is at the bar before it in its own
+    # line, with the lanes on or off (the generic path once read a followed line's parts all at its start)
+    path = tmp_path / "follow.log"
+    path.write_text("***** Running training *****\n" + "\r".join([BAR, BAR, BAR + DICT]) + "\n"
+                    + BAR.replace("30/", "31/") + DICT + "\n", encoding="utf-8")
+    fast, slow = both(str(path), monkeypatch)
+    assert fast == slow
+    frame = parse(str(path)).frame
+    assert frame["step"].tolist() == [30, 31] and frame["step_source"].tolist() == ["progress", "progress"]
 
 
 def test_lanes_wait_while_a_parser_holds_state(tmp_path, monkeypatch):

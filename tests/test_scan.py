@@ -490,3 +490,23 @@ def test_cli_glob_and_exclude(tree: Path, tmp_path: Path):
     assert [os.path.relpath(i["run"], tree) for i in only_jsonl] == ["slurm"]
     no_slurm = json.loads(run("scan", str(tree), "--db", db, "--exclude", "slurm", "-f", "json").stdout)
     assert len(no_slurm) == 5 and not any("/slurm/" in i["run"] for i in no_slurm)
+
+
+def test_a_worker_stays_under_its_memory_ceiling(tmp_path: Path):
+    """A run whose records need more memory than a worker's ceiling is an error row saying so; the worker
+    survives it (the next run is analysed) and the scan goes on."""
+    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "benchmarks" / "bench_ingest.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    root = tmp_path / "runs"
+    root.mkdir()
+    bench.generate_dense(str(root / "dense.log"), 14 << 20)  # ~55 k metric records: ~60 MiB above the stack
+    for name in ("a", "b"):
+        shutil.copy(CORPUS / "generated" / "hf_healthy.log", root / f"{name}.log")
+    env = {**os.environ, "LOGPOST_SCAN_MEMORY_MB": "40"}  # a healthy run adds ~10 MiB, the dense one ~60
+    r = subprocess.run([sys.executable, "-m", "logpost", "scan", str(root), "--db", str(tmp_path / "c.sqlite"),
+                        "-f", "json", "-j", "1"], capture_output=True, text=True, env=env, timeout=600)
+    doc = {os.path.basename(i["run"]): i for i in json.loads(r.stdout)}
+    assert doc["dense.log"]["status"] == "error" and "(40 MiB, " in doc["dense.log"]["error"]
+    assert doc["a.log"]["status"] == doc["b.log"]["status"] == "ok"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import sys
 import zlib
 from typing import Any
@@ -83,7 +84,7 @@ def read(path: str) -> Builder:
             out.meta["truncated"] = True
         check_head(head, name)
         if looks_like_state(head):
-            data = stream.read(MAX_JSON)
+            data = _read_whole(stream, MAX_JSON)
             try:
                 parse_trainer_state(data, out)
                 out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -115,6 +116,19 @@ def read(path: str) -> Builder:
     return out
 
 
+def _read_whole(stream: Any, limit: int) -> bytes:
+    """``stream.read(limit)`` without reserving ``limit`` bytes up front (``read(n)`` allocates n: 1 GiB of
+    address space for a small trainer_state.json, which a scan worker's memory ceiling counts)."""
+    chunks, n = [], 0
+    while n < limit:
+        chunk = stream.read(min(1 << 24, limit - n))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n += len(chunk)
+    return b"".join(chunks)
+
+
 def _scan(stream: Any, out: Builder) -> int:
     parsers = line_parsers()
     markers = tuple(m.encode() for p in parsers for m in p.markers)
@@ -131,8 +145,10 @@ def _scan(stream: Any, out: Builder) -> int:
         start = scanner.pos
         if lanes and _lane(no, raw, lanes, waits, scanner, out):
             continue
-        # a tqdm redraw line: only its parts holding a marker (a bar is found with look_back when needed)
-        pieces = (scanner.marked_parts(raw) if b"\r" in raw and not scanner.follow else None) or ((0, raw),)
+        # a tqdm redraw line: only its parts holding a marker (a bar is found with look_back when needed); a
+        # followed line: every part, each at its own offset (a dict's bar is then found before it, in the line)
+        pieces = ((scanner.all_parts(raw) if scanner.follow else scanner.marked_parts(raw)) if b"\r" in raw
+                  else None) or ((0, raw),)
         for offset, piece in pieces:
             for line in split_line(no, piece):
                 scanner.pos = start + offset
@@ -148,12 +164,20 @@ def _scan(stream: Any, out: Builder) -> int:
     return scanner.lines
 
 
+# Parts before a line's last ``\r`` that no parser acts on: blank, or a bare tqdm bar (digits, its own
+# characters, a rate). A followed line hands every part to the parsers; while they are idle, these are ignored.
+_INERT = re.compile(rb"(?:(?:[ \t]*|[ \d]{0,2}\d%\|[ #\d]*(?:\xe2\x96[\x88-\x8f][ #\d]*)*\|[ \d/]*"
+                    rb"\[[\d:<?, .]*(?:s/it|it/s)?\][ \t]*)\r)*")
+
+
 def _lane(no: int, raw: bytes, lanes: list[Any], waits: list[Any], scanner: Scanner, out: Builder) -> bool:
     """Feed a line through the first parser's fast lane that takes it (see ``LineParser.fast``): the
-    whole line, or its last ``\\r`` part when the earlier parts hold no marker (a line handed out by a
-    follow window is read whole). False when none does, or some parser is not idle."""
+    whole line, or its last ``\\r`` part when the earlier parts hold no marker (and, in a line handed out by
+    a follow window, which the parsers read whole, are blank or bare bars). False when none does, or some
+    parser is not idle."""
     cut = raw.rfind(b"\r") + 1
-    if cut and (scanner.follow or not scanner.marked_from(cut)) or len(raw) - cut > MAX_TEXT:
+    if cut and (not scanner.marked_from(cut) or scanner.follow and not _INERT.fullmatch(raw, 0, cut)) \
+            or len(raw) - cut > MAX_TEXT:
         return False  # (the normaliser cuts a longer part)
     for wait in waits:
         if not wait():

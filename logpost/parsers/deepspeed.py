@@ -30,11 +30,13 @@ from typing import Any
 from logpost.frame import to_number
 from logpost.model import Line
 from logpost.parsers.base import Builder, LineParser
+from logpost.parsers.hf import GLUED_BAR
 
 _STEP = re.compile(r"\bstep=(\d+),\s*skipped=(\d+),\s*lr=\[([^\]]*)\](?:,\s*mom=\[(.*)\])?")
 # The fast lane (see LineParser.fast): the engine's step line and the throughput timer line after it, as
 # DeepSpeed prints them on rank 0
 _FAST = re.compile(
+    GLUED_BAR +  # a step line is printed while tqdm's bar is drawn: glued to it
     rb"(?P<text>\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] \[INFO\] (?:"
     rb"\[logging\.py:\d+:log_dist\] \[Rank (?P<rank>\d+)\] step=(?P<step>\d+), skipped=(?P<skipped>\d+), "
     rb"lr=\[(?P<lr>[-+\d.e, ]*)\], mom=\[[-+\d.e, ()]*\]"

@@ -101,8 +101,11 @@ _MODEL = re.compile(r"""["']?(?:_name_or_path|model_name_or_path|base_model)["']
 # ("  0%|▏   | 30/1000 [00:30<16:10, 0.80s/it]{'loss': ...}"); the bar drawn with tqdm's own characters
 # (UTF-8 blocks, or ASCII "#" and digits), the dict printable ASCII without brackets, pipes or braces
 # inside, so that no launcher prefix, second bar, nested dict or other encoding can hide in it.
+# tqdm's bare bar as it is glued before a line (the normaliser cuts it off: ``_TQDM_HEAD``); shared with the
+# DeepSpeed lane, whose step line is glued to the bar it interrupts
+GLUED_BAR = rb"(?:[ \d]{0,2}\d%\|[ #\d]*(?:\xe2\x96[\x88-\x8f][ #\d]*)*\|[ \d/]*\[[\d:<?, .a-z/]*\][ \t]*)?"
 _FAST = re.compile(
-    rb"(?:[ \d]{0,2}\d%\|[ #\d]*(?:\xe2\x96[\x88-\x8f][ #\d]*)*\|[ \d/]*\[[\d:<?, .a-z/]*\][ \t]*)?"
+    GLUED_BAR +
     rb"(?P<text>\{'[^\x00-\x1f\x7f-\xff'{}\[\]|\\]+': [^\x00-\x1f\x7f-\xff{}\[\]|\\]*\}[ \t]*)")
 
 
@@ -191,6 +194,7 @@ class Shape(NamedTuple):
     kind: str  # record_kind
     fold: bool  # metric_values changes the keys
     rows: tuple[tuple[str, ...], tuple[str, ...]]  # the keys of its record (Builder.row), without and with _progress
+    picks: tuple[int, ...] | None  # when fold: which values metric_values keeps, in its order (see folded)
 
 
 _VALUE = "[^,']*|'[^,']*'"  # a value quick_pairs reads: no comma, quoted whole or not at all
@@ -219,12 +223,16 @@ def finite_numbers(values: tuple[str, ...]) -> list[float] | None:
     try:
         out: list[Any] = list(map(float, values))
     except ValueError:
-        try:
-            out = [to_number(v) if v[:1] == "'" else float(v) for v in values]
+        try:  # quoted: a group is "'...'" without a quote inside, and where float() reads the inside,
+            # to_number (which strips the quotes) gives the same float
+            out = [float(v[1:-1]) if v[:1] == "'" else float(v) for v in values]
         except ValueError:
-            return None
-        if not all(type(x) is float for x in out):
-            return None
+            try:
+                out = [to_number(v) if v[:1] == "'" else float(v) for v in values]
+            except ValueError:
+                return None
+            if not all(type(x) is float for x in out):
+                return None
     return out if math.isfinite(sum(out)) else None
 
 
@@ -250,6 +258,17 @@ def metric_values(pairs: dict[str, Any]) -> dict[str, Any]:
         if col not in out or out[col] is None:
             out[col] = value
     return out
+
+
+def folded(keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """What :func:`metric_values` makes of a dict with these keys whose values are all numbers (none is
+    None): its keys, and the index of the value each takes."""
+    cols: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        col = ALIASES.get(key, key)
+        if col != "step" and col not in cols:
+            cols[col] = i
+    return tuple(cols), tuple(cols.values())
 
 
 def record_kind(pairs: dict[str, Any]) -> str:
@@ -368,8 +387,9 @@ class HFParser(LineParser):
             m = known.template.fullmatch(chunk)
             if m is not None:
                 shape, pairs = known, None
-                if not known.fold:
-                    numbers = finite_numbers(m.groups())
+                numbers = finite_numbers(m.groups())
+                if numbers is not None and known.picks is not None:
+                    numbers = [numbers[i] for i in known.picks]
                 if numbers is None:
                     pairs = shape_values(known.keys, m.groups())
                 break
@@ -416,9 +436,10 @@ class HFParser(LineParser):
                 or not (METRIC_KEYS & pairs.keys() or any(k.startswith("eval_") for k in keys)):
             return None
         template = re.compile("\\{" + ", ".join(f"'{re.escape(k)}': ({_VALUE})" for k in keys) + "\\}")
-        row = (*keys, "kind", "line", "_text")
-        shape = Shape(template, keys, record_kind(pairs), "step" in pairs or not ALIASES.keys().isdisjoint(pairs),
-                      (row, (*row, "_progress")))
+        fold = "step" in pairs or not ALIASES.keys().isdisjoint(pairs)
+        cols, picks = folded(keys) if fold else (keys, None)
+        row = (*cols, "kind", "line", "_text")
+        shape = Shape(template, keys, record_kind(pairs), fold, (row, (*row, "_progress")), picks)
         if len(self._shapes) < 16:
             self._shapes.append(shape)
         return shape

@@ -423,6 +423,15 @@ class Scanner:
         starts = sorted({rfind(b"\r", 0, e - base - 1) + 1 for e in ends[lo:hi]})
         return [(s, raw[s: e if (e := find(b"\r", s)) != -1 else len(raw)]) for s in starts]
 
+    @staticmethod
+    def all_parts(raw: bytes) -> list[tuple[int, bytes]]:
+        """The ``\\r``-separated parts of a line with their offsets (what :func:`split_line` splits)."""
+        out, start = [], 0
+        for part in raw.split(b"\r"):
+            out.append((start, part))
+            start += len(part) + 1
+        return out
+
     def _block(self, block: bytearray, n: int, base: int) -> Generator[tuple[int, bytes], None, int]:
         """The candidate lines of ``block[:n]`` (whole lines), numbered from ``base``."""
         view = memoryview(block)

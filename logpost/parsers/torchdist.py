@@ -104,6 +104,9 @@ class TorchDistParser(LineParser):
     def __init__(self) -> None:
         self.table: dict[str, Any] | None = None
 
+    def idle(self) -> bool:
+        return self.table is None  # an open ChildFailedError table ends at the first line not of it
+
     def feed(self, line: Line, out: Builder) -> None:
         if out.is_claimed(line):  # a metric record of another parser
             return

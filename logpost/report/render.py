@@ -188,8 +188,13 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, steps: int = 3) -> str:
-    """A screenful: verdict, each finding with its evidence and its first remediation steps."""
+def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, steps: int = 3,
+                    width: int | None = None) -> str:
+    """A screenful: verdict, each finding with its evidence and its first remediation steps.
+
+    ``width``: wrap prose to this many columns (words intact, continuation lines indented under their
+    label) and cut evidence lines to it around the part that matters; None: no wrapping (a pipe).
+    """
     import click  # only for styling; the CLI is the only caller
 
     ctx: ReportContext = build_context(pm, lang if lang != "both" else "en")
@@ -201,18 +206,21 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
     def say(key: str, *args: Any, **kw: Any) -> str:
         return translate(key, lg0, *args, **kw)
 
+    def para(text: str, indent: str = "", hang: str | None = None) -> list[str]:
+        return wrap(text, width, indent, indent if hang is None else hang)
+
     out = []
     loss = " / ".join(num(v) for v in (r.loss_first, r.loss_last, r.loss_min))
     out.append(style(f"logpost {ctx.version} — {r.source}", bold=True))
     model = say("term_model", model=r.model) if r.model else ""
     steps_seen = say("term_steps", first=num(r.first_step), last=num(r.last_step)) if r.first_step is not None \
         else say("term_no_steps")
-    out.append(say("term_run", framework=r.framework or say("term_unknown_framework"), model=model,
-                   steps=steps_seen, loss=loss,
-                   records=say("term_records_one") if r.train_records == 1 else say("term_records", n=r.train_records)))
+    out += para(say("term_run", framework=r.framework or say("term_unknown_framework"), model=model,
+                    steps=steps_seen, loss=loss,
+                    records=say("term_records_one") if r.train_records == 1 else say("term_records", n=r.train_records)))
     cut = truncation(pm)
     if cut:
-        out.append(style(say("input_truncated", **cut), fg="yellow"))
+        out += [style(x, fg="yellow") for x in para(say("input_truncated", **cut))]
     verdict = ctx.verdict.upper() if lg0 == "en" else say("verdict_badge_" + ctx.verdict)
     out.append(style(say("term_verdict", verdict=verdict), fg=_VERDICT_COLOUR[ctx.verdict], bold=True))
     for v in ctx.findings:
@@ -220,29 +228,127 @@ def render_terminal(pm: Postmortem, lang: str = "en", colour: bool = False, step
         out.append("")
         sev = f.severity.label.upper() if lg0 == "en" else say("sev_" + f.severity.label)
         where = say("term_where", confidence=f"{f.confidence:.2f}", step=v.first_step, line=v.first_line)
-        out.append(style(f"[{sev}] {f.id}", fg=_SEVERITY_COLOUR[f.severity], bold=True)
-                   + (f"  {f.title[lg0]}  ({where})" if lg0 == "en" else f"  {f.title[lg0]}（{where}）"))
+        tag = f"[{sev}] {f.id}"
+        head = para(tag + (f"  {f.title[lg0]}  ({where})" if lg0 == "en" else f"  {f.title[lg0]}（{where}）"),
+                    "", "  ")
+        head[0] = style(tag, fg=_SEVERITY_COLOUR[f.severity], bold=True) + head[0][len(tag):]
+        out += head
         if f.explains:
-            out.append("  " + say("term_explains", ids=", ".join(f.explains)))
+            out += para(say("term_explains", ids=", ".join(f.explains)), "  ", "    ")
         for lg in langs:
-            out.append("  " + f.summary[lg])
+            out += para(f.summary[lg], "  ")
         out.append("  " + say("term_evidence"))
         for e in f.evidence[:6]:
             short = short_file(pm, e.file) if e.line is not None else None
             where = " ".join(w for w in (short or "", say("ev_line", e.line) if e.line is not None else "",
                                          say("ev_step", e.step) if e.step is not None else "") if w)
             sep = ": " if lg0 == "en" else "："
-            out.append(f"    {where}{sep}{_clip(e.text, 150)}" if where else f"    - {_clip(e.text, 150)}")
+            prefix = f"    {where}{sep}" if where else "    - "
+            room = max(24, width - text_width(prefix)) if width else 150
+            out.append(prefix + focus(e.text, room))
         for lg in langs:
             for i, step in enumerate(f.remediation[lg][:steps], 1):
-                out.append(f"  {i}. {step}")
+                out += para(step, f"  {i}. ", "     ")
     if not ctx.findings:
-        out.append(say("no_findings"))
+        out += para(say("no_findings"))
     if ctx.findings:
         out.append("")
         log = "LOG" if pm.source == "<stdin>" else shlex.quote(pm.source)
-        out.append(say("term_more", log=log, id=ctx.findings[0].finding.id))
+        out += para(say("term_more", log=log, id=ctx.findings[0].finding.id), "", "  ")
     return "\n".join(out) + "\n"
+
+
+# -- terminal text: display width, wrapping, evidence cut around what matters ----------------------
+
+_WIDE = re.compile(r"[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]")
+# A word, or one CJK character (Chinese breaks between any two), or a run of spaces.
+_TOKEN = re.compile(r"\s+|[\u2e80-\ua4cf\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60]|[^\s\u2e80-\ua4cf\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60]+")
+_NO_LINE_START = set("，。、；：！？）」』》”’%…,.;:!?)]")  # punctuation that stays with the word before it
+
+
+def text_width(text: str) -> int:
+    """Columns a text takes in a terminal: East Asian wide characters take two."""
+    return len(text) + len(_WIDE.findall(text))
+
+
+def wrap(text: str, width: int | None, indent: str = "", hang: str = "") -> list[str]:
+    """``text`` in lines of at most ``width`` columns, words intact (a word longer than a line gets its
+    own line), Chinese broken between characters but never before closing punctuation (the character
+    before it moves down with it); the first line starts with ``indent``, the others with ``hang``.
+    ``width`` None: one line."""
+    text = " ".join(text.split())
+    if width is None or text_width(indent) + text_width(text) <= width:
+        return [indent + text]
+    lines: list[str] = []
+    cur: list[str] = []  # the current line's pieces, each with the space before it
+    lead, space = indent, False
+
+    def used(pieces: list[str]) -> int:
+        return text_width(lead) + sum(text_width(x) for x in pieces)
+
+    for tok in _TOKEN.findall(text):
+        if tok.isspace():
+            space = True
+            continue
+        piece = (" " if space and cur else "") + tok
+        space = False
+        if cur and used(cur) + text_width(piece) > width:
+            carry: list[str] = []
+            if tok in _NO_LINE_START and len(cur) > 1:  # the character before goes down with it
+                carry = [cur.pop().lstrip()]
+            lines.append((lead + "".join(cur)).rstrip())
+            lead, cur = hang, carry
+            piece = (" " if carry and piece.startswith(" ") else "") + tok
+        cur.append(piece)
+    lines.append((lead + "".join(cur)).rstrip())
+    return lines
+
+
+# What matters in a long evidence line, first match wins: the number a finding is about, the error's name.
+_FOCUS = tuple(re.compile(p) for p in (
+    r"ran for \d+ milliseconds", r"Timeout\(ms\)=\d+", r"tokens/trainable['\"]?:\s*['\"]?[-\d.]+",
+    r"total_supervised_tokens['\"]?:?\s*\d+", r"[Tt]ried to allocate [\d.]+ [GM]iB", r"CUDA out of memory",
+    r"exit ?code\s*[:=]?\s*-?\d+", r"return code\s*=\s*-?\d+", r"\b\w*(?:Error|Exception)\b",
+    r"OVERFLOW", r"\b(?:nan|inf)\b"))
+
+
+_PREFIX = re.compile(r"^(?:\[[^\]]{1,80}\]:?\s*|\d{4}-\d\d-\d\d[ T][\d:,.]+\s*|(?:DEBUG|INFO|WARNING|WARN|ERROR)\b:?\s*)+")
+
+
+def focus(text: str, width: int) -> str:
+    """An evidence line in ``width`` characters: whole when it fits; else without its timestamp and logger
+    prefix, then its start and the part that matters (see ``_FOCUS``), with "…" where text was left out."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    lead = ""
+    p = _PREFIX.match(text)
+    if p and p.end() < len(text) - 12:  # "[2026-11-27 23:56:25,776] [WARNING] [axolotl.x] " says little
+        text, lead, width = text[p.end():], "… ", width - 2
+        if len(text) <= width:
+            return lead + text
+    m = next((m for m in (rx.search(text) for rx in _FOCUS) if m), None)
+    if m is None or m.end() <= width - 1:
+        return lead + text[: width - 1] + "…"
+    span = m.end() - m.start()
+    if span >= width - 2:
+        return lead + "…" + text[m.start(): m.start() + width - 2] + "…"
+    head = text[: max(0, min(width // 2, width - span - 12))]  # the line's start says what kind of line it is
+    if ", " in head:  # ends at a field boundary, else a word's
+        head = head[: head.rindex(", ") + 1]
+    elif " " in head:
+        head = head[: head.rindex(" ")]
+    room = width - len(head) - 3  # " … " between
+    start = max(len(head), m.start() - max(0, (room - span) // 3))
+    comma = text.rfind(", ", len(head), m.start())
+    if comma != -1 and comma + 2 >= start - 12:  # begin at a field when one is near, else at a word
+        start = comma + 2
+    elif text[start - 1: start] not in ("", " "):
+        space = text.find(" ", start, m.start())
+        start = space + 1 if space != -1 else m.start()
+    end = min(len(text), start + room)
+    tail = "…" if end < len(text) else ""
+    return lead + (head + " … " if head else "…") + text[start: end - len(tail)] + tail
 
 
 def _clip(text: str, width: int) -> str:

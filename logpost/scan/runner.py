@@ -29,6 +29,74 @@ from logpost.analyze import Options
 from logpost.model import InputError, Postmortem
 from logpost.scan.discovery import RunSpec, primary_log
 
+# The memory one analysis may add to a worker (MiB): a soft RLIMIT_DATA (the heap and anonymous mappings, which
+# track RSS closely here) at the worker's data size when the run starts plus this. A worker starts at ~110 MiB
+# (the analysis stack imported); a run's records take ~1 KiB each (a dense logging_steps-1 log of 400 MB holds
+# ~1.6 M), so 1,024 MiB analyses ~0.9 M metric records. A run that needs more is reported as an error (status
+# ``error``, saying so) instead of taking the machine's memory. LOGPOST_SCAN_MEMORY_MB changes it (0: none).
+MEMORY_MB = 1024
+
+
+def memory_ceiling() -> int:
+    """The data size (bytes) a worker may reach while it analyses one run: its size now plus the budget
+    (LOGPOST_SCAN_MEMORY_MB, else :data:`MEMORY_MB`); 0: no ceiling."""
+    budget = budget_mb() << 20
+    return budget and budget + _data_size()
+
+
+def budget_mb() -> int:
+    raw = os.environ.get("LOGPOST_SCAN_MEMORY_MB", "")
+    return int(raw) if raw.strip().isdigit() else MEMORY_MB
+
+
+def _data_size() -> int:
+    """This process's data size (VmData, bytes); 0 where /proc does not say."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class _Ceiling:
+    """Hold this process's data size under ``limit`` bytes while inside (a soft RLIMIT_DATA, restored after);
+    a no-op where the platform has no such limit or the hard limit is already lower."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.saved: tuple[int, int] | None = None
+
+    def __enter__(self) -> _Ceiling:
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if self.limit and (hard == resource.RLIM_INFINITY or self.limit <= hard) \
+                and (soft == resource.RLIM_INFINITY or self.limit < soft):
+            resource.setrlimit(resource.RLIMIT_DATA, (self.limit, hard))
+            self.saved = (soft, hard)
+        return self
+
+    @staticmethod
+    def peak() -> int:
+        """This process's peak resident size so far, in bytes (0 where unknown)."""
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - not POSIX
+            return 0
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_DATA, self.saved)
+
+
 WINDOW = 4  # tasks queued per worker: enough to keep workers busy, few enough to stay small in memory
 MAX_ATTEMPTS = 2  # a run in flight when a worker process dies is retried once in a fresh pool
 
@@ -117,16 +185,24 @@ def error_outcome(task: Task, message: str) -> Outcome:
 def analyze_task(task: Task) -> Outcome:
     """Analyse one run; never raises (a failure is an outcome with status ``error``)."""
     start = time.perf_counter()
+    limit = memory_ceiling()
+    peak = _Ceiling.peak()
     try:
         if task.spec.error:
             return error_outcome(task, task.spec.error)
-        pm = analyze_run(task.spec, task.options)
-        outcome = outcome_of(task, pm)
-        if task.report_format:
-            outcome.report = render_report(pm, task.report_format, task.report_lang)
+        with _Ceiling(limit):
+            pm = analyze_run(task.spec, task.options)
+            outcome = outcome_of(task, pm)
+            if task.report_format:
+                outcome.report = render_report(pm, task.report_format, task.report_lang)
     except InputError as exc:
         return error_outcome(task, str(exc))
     except Exception as exc:  # a parser bug on one run must not stop the scan; the row says what broke
+        # an allocation refused under the ceiling: a MemoryError, or from some C code a bare SystemError
+        if isinstance(exc, MemoryError) or limit and _Ceiling.peak() > max(peak, 0.9 * limit):
+            return error_outcome(task, f"{_where(task.spec)}: needs more memory than a scan worker may use for "
+                                       f"one run ({budget_mb()} MiB, LOGPOST_SCAN_MEMORY_MB); analyse it alone "
+                                       "with `logpost analyze`")
         return error_outcome(task, f"{_where(task.spec)}: internal error: {type(exc).__name__}: {exc}")
     outcome.run["seconds"] = round(time.perf_counter() - start, 4)
     return outcome
