@@ -61,7 +61,8 @@ def zero_loss(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
                 and int(zero.to_numpy().argmax()) > 0)
     need = params["min_zero_records_after_loss"] if drop else params["min_zero_records"]
     series_hit = False
-    if n_zero >= min(need, len(frame)) and n_zero > 0:
+    # a log that ended short of its records speaks with what it has; a live one (watch, the callback) waits for them
+    if n_zero >= (need if run.meta.get("live") else min(need, len(frame))) and n_zero > 0:
         k = int(zero.to_numpy().argmax())
         tail = zero.iloc[k:]
         lr_zero = lr[zero]
