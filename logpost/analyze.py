@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -10,7 +10,7 @@ import pandas as pd
 from logpost.model import Evidence, Finding, InputError, Postmortem, RunLog, Severity, Verdict
 from logpost.parsers import parse
 from logpost.signatures.lifecycle import ended_normally
-from logpost.signatures.registry import load_catalogue, run_signatures
+from logpost.signatures.registry import Signature, load_catalogue, run_signatures
 
 # An excerpt with no sign of its end is "healthy" only with at least this many finite training losses (or
 # DeepSpeed steps) and a loss that did not rise. Corpus (fixtures/corpus, 2026-12): the excerpts users paste hold
@@ -41,15 +41,30 @@ def analyze(source: str, options: Options | None = None) -> Postmortem:
         InputError: unreadable input, unknown signature ids or invalid rules.
     """
     options = options or Options()
+    sigs, consequences = signatures(options)
+    return diagnose(parse(source), sigs, consequences, options.config)
+
+
+def signatures(options: Options) -> tuple[dict[str, Signature], dict[str, tuple[str, ...]]]:
+    """The catalogue's signatures the options select, and what each explains (for :func:`order`).
+
+    Raises:
+        InputError: unknown signature ids or invalid rules.
+    """
     catalogue = load_catalogue(options.rules)
     unknown = [i for i in (*options.select, *options.ignore) if i not in catalogue]
     if unknown:
         raise InputError(f"unknown signature id(s): {', '.join(unknown)} (see `logpost signatures`)")
     sigs = {k: v for k, v in catalogue.items()
             if (not options.select or k in options.select) and k not in options.ignore}
-    run = parse(source)
-    findings = order(run_signatures(run, sigs), {k: v.consequences for k, v in catalogue.items()})
-    findings = with_config(findings, options.config)
+    return sigs, {k: v.consequences for k, v in catalogue.items()}
+
+
+def diagnose(run: RunLog, sigs: Mapping[str, Signature], consequences: dict[str, tuple[str, ...]],
+             config: str | None = None, extra: Iterable[Finding] = ()) -> Postmortem:
+    """The postmortem of a parsed run: its signatures' findings (plus ``extra`` ones, e.g. a pre-flight's)."""
+    findings = order([*run_signatures(run, sigs), *extra], consequences)
+    findings = with_config(findings, config)
     findings = cite_files(findings, run)
     return Postmortem(source=run.source, verdict=verdict(run, findings), findings=tuple(findings), run=run)
 

@@ -255,6 +255,52 @@ def check(target: str, fmt: str, fmt_alias: str | None, data_format: str | None,
 
 
 @main.command()
+@click.argument("target", metavar="LOG|RUN_DIR")
+@click.option("--exit-on", type=click.Choice(SEVERITIES), default=None,
+              help="Stop with exit code 1 at the first finding at or above this severity.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="error", show_default=True,
+              help="When the run ends: exit 1 when a finding is at or above this severity.")
+@click.option("--on-finding", "on_finding", default=None, metavar="CMD",
+              help="Shell command run for each new finding, with the finding's JSON on stdin.")
+@click.option("--report-dir", type=click.Path(file_okay=False), default=None,
+              help="Write the postmortem (postmortem.md, .html, .json) here when watch ends.")
+@click.option("--idle-timeout", type=float, default=None, metavar="SECONDS",
+              help="End after this many seconds without a new line [default: wait for the run to end].")
+@click.option("--lang", type=click.Choice(("en", "zh")), default=None, help="Language [default: the locale's].")
+@signature_options
+@handle_errors
+def watch(target: str, exit_on: str | None, fail_on: str, on_finding: str | None, report_dir: str | None,
+          idle_timeout: float | None, lang: str | None, select: str | None, ignore: str | None,
+          rules: tuple[str, ...]) -> None:
+    """Follow a log being written (like tail -F) and print each new finding once, as it appears.
+
+    Ends by itself when the log shows the run ended (its summary, a launcher's exit, a traceback as the
+    last line) or after --idle-timeout; Ctrl-C writes the postmortem of the log so far.
+
+    \b
+    Example:
+      logpost watch train.log --exit-on critical --report-dir postmortem/
+      logpost watch runs/exp7/ --on-finding 'notify-send logpost "$(jq -r .id)"'
+    """
+    from logpost.analyze import Options
+    from logpost.analyze import signatures as select_signatures
+    from logpost.watch import WatchOptions
+    from logpost.watch import watch as run_watch
+
+    options = Options(select=_ids(select), ignore=_ids(ignore), rules=rules)
+    select_signatures(options)  # unknown ids and bad rules: exit 2 before waiting for the log
+    code = run_watch(target, WatchOptions(
+        exit_on=Severity.parse(exit_on) if exit_on else None, fail_on=Severity.parse(fail_on),
+        on_finding=on_finding, report_dir=report_dir, idle_timeout=idle_timeout, lang=lang or _default_lang(),
+        analysis=options))
+    if sys.stdout is sys.__stdout__ and sys.stdout is not None:  # a real process (not CliRunner): everything is written and flushed, and
+        sys.stdout.flush()  # the interpreter's teardown of pandas & co. takes 0.2-0.8 s: a stop should be a stop
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+@main.command()
 @click.option("--lang", type=click.Choice(("en", "zh")), default=None, help="Title language.")
 @handle_errors
 def signatures(lang: str | None) -> None:

@@ -7,11 +7,13 @@ that all see every candidate line; none owns the file. A run directory merges it
 
 from __future__ import annotations
 
+import collections
 import gzip
 import io
 import os
 import re
 import sys
+import threading
 import zlib
 from typing import Any
 
@@ -84,16 +86,7 @@ def read(path: str) -> Builder:
             out.meta["truncated"] = True
         check_head(head, name)
         if looks_like_state(head):
-            data = _read_whole(stream, MAX_JSON)
-            try:
-                parse_trainer_state(data, out)
-                out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-                out.meta["bytes"] = len(data)
-            except InputError:
-                if name.endswith(".json"):
-                    raise
-                out = Builder(name)  # a log that merely starts like a trainer_state.json: read its lines
-                out.lines = _scan(io.BytesIO(data), out)
+            out = _read_state(_read_whole(stream, MAX_JSON), name)
         else:
             out.lines = _scan(stream, out)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
@@ -116,6 +109,21 @@ def read(path: str) -> Builder:
     return out
 
 
+def _read_state(data: bytes, name: str) -> Builder:
+    """A trainer_state.json read whole (or a log that merely starts like one: then its lines)."""
+    out = Builder(name)
+    try:
+        parse_trainer_state(data, out)
+        out.lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        out.meta["bytes"] = len(data)
+    except InputError:
+        if name.endswith(".json"):
+            raise
+        out = Builder(name)
+        out.lines = _scan(io.BytesIO(data), out)
+    return out
+
+
 def _read_whole(stream: Any, limit: int) -> bytes:
     """``stream.read(limit)`` without reserving ``limit`` bytes up front (``read(n)`` allocates n: 1 GiB of
     address space for a small trainer_state.json, which a scan worker's memory ceiling counts)."""
@@ -129,8 +137,8 @@ def _read_whole(stream: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _scan(stream: Any, out: Builder) -> int:
-    parsers = line_parsers()
+def _scan(stream: Any, out: Builder, parsers: list[LineParser] | None = None) -> int:
+    parsers = line_parsers() if parsers is None else parsers
     markers = tuple(m.encode() for p in parsers for m in p.markers)
     remember = tuple(m.encode() for p in parsers for m in p.remember)
     counters = tuple(m.encode() for p in parsers for m in p.counters)
@@ -154,6 +162,12 @@ def _scan(stream: Any, out: Builder) -> int:
                 scanner.pos = start + offset
                 for feed in feeds:
                     feed(line, out)
+    _wrap_up(scanner, parsers, out)
+    return scanner.lines
+
+
+def _wrap_up(scanner: Scanner, parsers: list[LineParser], out: Builder) -> None:
+    """The end of a source: the parsers' ``finish`` and what the scanner saw."""
     out.counts = {m.decode(): n for m, n in scanner.counts.items()}
     for parser in parsers:
         parser.finish(out)
@@ -161,7 +175,6 @@ def _scan(stream: Any, out: Builder) -> int:
     out.meta["bytes"] = scanner.bytes
     if scanner.truncated:
         out.meta["truncated"] = True
-    return scanner.lines
 
 
 # Parts before a line's last ``\r`` that no parser acts on: blank, or a bare tqdm bar (digits, its own
@@ -222,6 +235,167 @@ def finish(out: Builder, lines: int | None) -> RunLog:
         out.meta["events_dropped"] = out.events_dropped
     return RunLog(source=out.source, frame=frame, events=out.events(), meta=out.meta,
                   frameworks=tuple(k for k, _ in ranked), lines=lines, step_method=method, texts=texts)
+
+
+# ------------------------------------------------------------------------------------ a growing source
+
+
+class _Pipe(io.RawIOBase):
+    """Bytes handed over from :meth:`Incremental.feed` to the scanner's thread. A read waits for bytes,
+    except right after one that gave some: then it gives 0, so the scanner parses what it has (a read
+    loop ends at 0) instead of waiting for a full block; after :meth:`close`, 0 is the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.cond = threading.Condition()
+        self.ended = False
+        self.waiting = False  # the reader waits for bytes with none pending: all it was given is parsed
+        self.gave = False
+
+    def readable(self) -> bool:
+        return True
+
+    def put(self, data: bytes) -> None:
+        with self.cond:
+            self.chunks.append(data)
+            self.cond.notify_all()
+
+    def end(self) -> None:
+        with self.cond:
+            self.ended = True
+            self.cond.notify_all()
+
+    def readinto(self, buf: Any) -> int:
+        with self.cond:
+            if not self.chunks:
+                if self.gave or self.ended:
+                    self.gave = False
+                    return 0
+                self.waiting = True
+                self.cond.notify_all()
+                while not self.chunks and not self.ended:
+                    self.cond.wait()
+                self.waiting = False
+                if not self.chunks:
+                    return 0
+            n = 0
+            while self.chunks and n < len(buf):
+                chunk = self.chunks.popleft()
+                take = min(len(chunk), len(buf) - n)
+                buf[n: n + take] = chunk[:take]
+                if take < len(chunk):
+                    self.chunks.appendleft(chunk[take:])
+                n += take
+            self.gave = True
+            return n
+
+    def wait_parsed(self, alive: Any) -> None:
+        """Until the reader has parsed every byte put (or ``alive()`` is false)."""
+        with self.cond:
+            while (self.chunks or not self.waiting) and alive():
+                self.cond.wait(0.05)
+
+
+class Incremental:
+    """One source parsed as it grows (``logpost watch``, the trainer callback): :meth:`feed` appended bytes,
+    :meth:`snapshot` a RunLog of the complete lines so far, :meth:`close` at the end of the source.
+
+    Every byte is read once: the scanner and the parsers keep their state between feeds, in a thread of their
+    own that waits for the next bytes. A snapshot finishes copies of the builder and parsers (an open
+    traceback is closed in the copy, as at the end of a log). The RunLog :meth:`close` returns is the one
+    :func:`parse` gives for the whole text. A trainer_state.json (rewritten, never appended) is kept whole
+    and read again at each snapshot. Not thread-safe: feed, snapshot and close from one thread.
+    """
+
+    def __init__(self, source: str = "<live>"):
+        self.source = source
+        self.out = Builder(source)
+        self.parsers = line_parsers()
+        self.lines = 0  # newlines fed
+        self.bytes = 0
+        self._head: list[bytes] | None = []  # bytes kept until the head tells a trainer_state.json apart
+        self._state: bytearray | None = None
+        self._pipe = _Pipe()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.closed: RunLog | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``, the bytes appended to the source (a line may be cut anywhere)."""
+        if self.closed is not None:
+            raise ValueError("feed after close")
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+        if self._state is not None:
+            self._state += data
+        elif self._head is not None:
+            self._head.append(data)
+            if self.bytes >= 4096:
+                self._start()
+        else:
+            self._pipe.put(data)
+
+    def _start(self) -> None:
+        head, self._head = b"".join(self._head or ()), None
+        if looks_like_state(head[:4096]):
+            self._state = bytearray(head)
+            return
+        self._thread = threading.Thread(target=self._run, name=f"logpost-parse {self.source}", daemon=True)
+        self._thread.start()
+        if head:
+            self._pipe.put(head)
+
+    def _run(self) -> None:
+        try:
+            self.out.lines = _scan(self._pipe, self.out, self.parsers)
+        except BaseException as exc:  # handed to the feeding thread
+            self._error = exc
+
+    def _wait(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            self._pipe.wait_parsed(thread.is_alive)
+        if self._error is not None:
+            raise self._error
+
+    def snapshot(self) -> RunLog:
+        """The RunLog of the source so far: every complete line parsed, then finished as at its end."""
+        if self.closed is not None:
+            return self.closed
+        self._wait()
+        if self._state is not None or self._head is not None:  # a state file, or too short yet to tell: read whole
+            data = bytes(self._state) if self._state is not None else b"".join(self._head or ())
+            try:
+                if self._state is not None or looks_like_state(data):
+                    return finish(_read_state(data, self.source), None)
+                out = Builder(self.source)
+                _scan(io.BytesIO(data[: data.rfind(b"\n") + 1]), out)  # the complete lines
+                return finish(out, self.lines)
+            except InputError:  # not one complete entry yet
+                return finish(Builder(self.source), 0)
+        out, parsers = self.out.fork(self.parsers)
+        if out.scanner is not None:
+            _wrap_up(out.scanner, parsers, out)
+        return finish(out, self.lines)
+
+    def close(self) -> RunLog:
+        """The end of the source: the last line (without its newline) too, and the final RunLog."""
+        if self.closed is not None:
+            return self.closed
+        if self._head is not None:
+            self._start()
+        if self._state is not None:
+            self.closed = finish(_read_state(bytes(self._state), self.source), None)
+            return self.closed
+        thread = self._thread
+        assert thread is not None
+        self._pipe.end()
+        thread.join()
+        if self._error is not None:
+            raise self._error
+        self.closed = finish(self.out, self.out.lines)
+        return self.closed
 
 
 # ------------------------------------------------------------------------------------ run directories

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -136,6 +137,12 @@ class Records:
     def __len__(self) -> int:
         return self._n
 
+    def fork(self, tail: list[Record]) -> Records:
+        """A copy that shares the packed batches (never changed) and holds ``tail`` as its open records."""
+        other = Records()
+        other._batches, other._tail, other._n, other._keys = list(self._batches), tail, self._n, self._keys
+        return other
+
     def __bool__(self) -> bool:
         return self._n > 0
 
@@ -191,6 +198,20 @@ class Builder:
         self.counts: dict[str, int] = {}
         self.source_tag = False  # add data["source"] to events (a run directory merges several files)
         self.claimed: tuple[int, str] | None = None  # (line, text) of the last line that made an event
+
+    def fork(self, parsers: list[LineParser]) -> tuple[Builder, list[LineParser]]:
+        """A copy of the builder and of the parsers feeding it, to finish a snapshot of a source still being
+        read (:class:`logpost.parsers.Incremental`) while the originals read on."""
+        other = copy.copy(self)
+        parsers, tail = copy.deepcopy((parsers, self.records._tail))  # one memo: a parser's open record stays its
+        other.records = self.records.fork(tail)
+        other._events = {k: {**v, "data": dict(v["data"])} for k, v in self._events.items()}
+        other.meta = copy.deepcopy(self.meta)
+        other.frameworks = Counter(self.frameworks)
+        other._follow = dict(self._follow)
+        other.counts = dict(self.counts)
+        other.scanner = copy.copy(self.scanner)
+        return other, parsers
 
     # ---------------------------------------------------------------- records
     def record(self, kind: str, values: dict[str, Any], line: Line | None, *,

@@ -98,6 +98,8 @@ def early_termination(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
                       f"去拿{'rank ' + str(rank) if rank is not None else '出错的那个 rank'} 完整的 stderr"
                       "（torchrun 加 `--tee 3` 或 `--log-dir`，或者作业的 .err 文件）。")
         return [hit]
+    if run.meta.get("live"):  # a log still being written (watch, the callback): where it ends now is not the run's end
+        return []
     if run.facts.truncated:  # the file was cut short (half-copied, still being written): its end is not the run's
         return _crashed(run, params)
     return _cut_traceback(run, params) or _crashed(run, params) or _truncated(run, params)
