@@ -108,7 +108,7 @@ _ERROR_KEYS = ("ERROR", "Error", "Exception", "CRITICAL", "FATAL", "Killed", " k
                "exits with", "exitcode", "NCCL", "CUDA",
                "out of memory", "[E", "oom-kill", "Out of memory", "CANCELLED", "Assertion `")
 # argparse's exit line: "usage: ..." then "train.py: error: unrecognized arguments: --lora_rank 8"
-_USAGE_ERROR = re.compile(r"\s*([\w.\-/]+): error: (?:unrecognized arguments|the following arguments are required"
+_USAGE_ERROR = re.compile(r"\s*(?:([\w.\-/]+): )?error: (?:unrecognized arguments|the following arguments are required"
                           r"|argument -|one of the arguments|ambiguous option|invalid choice|expected one argument)")
 _WARN_KEYS = ("WARN", "Warning", "[W")
 _CHAIN = ("During handling of the above exception", "The above exception was the direct cause")
@@ -217,7 +217,7 @@ def _decide(text: str) -> tuple[str, str, dict[str, Any]] | None:
     if ("ould not find" in text or "Turn indices" in text or "ignored in loss" in text) and \
             any(m in text for m in MASKING):
         return "event", "warning", {"tag": "masked_labels"}
-    if ": error: " in text:
+    if "error: " in text:
         m = _USAGE_ERROR.match(text)
         if m:
             return "event", "error", {"tag": "usage_error", "prog": m.group(1)}
@@ -255,7 +255,7 @@ class EventParser(LineParser):
     # say "Killed process"
     markers = ("Traceback (most recent call last)", "Error", "ERROR", "CRITICAL", "FATAL", "Exception", "WARN",
                "Warning", "Killed", " killed ", "zsh: killed", "已杀死", "oom-kill", "out of memory", "[E ", "[W ",
-               "CANCELLED", "Assertion `", ": error: ",
+               "CANCELLED", "Assertion `", ": error: ", "error: unrecognized arguments",
                *(f"[{c}{d}" for c in "EW" for d in range(2, 10)), *MASKING,
                # glog's level and month ("E1206 18:44:12"): three bytes (two-byte markers made the scan a quarter slower)
                *(f"{c}{d:02d}" for c in "EW" for d in range(20)))

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from logpost import storage
 from logpost.model import InputError, Line
 
 try:  # compiled multi-literal search; see Matcher
@@ -54,25 +55,33 @@ _TQDM_HEAD = re.compile(r"^[^\[]*?\d{1,3}%\|[^|]*\|[^\[\]]*\[[^\]]*\]\s*(?=\S)")
 
 
 def open_source(path: str) -> tuple[BinaryIO, str]:
-    """Open a path, ``-`` (stdin) or a ``.gz`` file for binary reading; return (stream, name)."""
+    """Open a path, ``-`` (stdin), an object storage URL (``s3://...``, :mod:`logpost.storage`) or a
+    ``.gz`` of these for binary reading; return (stream, name)."""
     if path == "-":
         return sys.stdin.buffer, "<stdin>"
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, not a log file")
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    if storage.is_url(path):  # object storage (s3://...): a buffered stream of ranged reads
+        raw = storage.open_url(path)
+    else:
+        raw = _open_file(path)
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw), path  # type: ignore[return-value]
     if is_utf16(raw.peek(UTF16_PROBE)[:UTF16_PROBE]):  # PowerShell 5's `>` writes UTF-16
         return io.BufferedReader(_Utf16(raw), BLOCK), path  # type: ignore[return-value]
     return raw, path
+
+
+def _open_file(path: str) -> io.BufferedReader:
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not a log file")
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open ({exc.strerror or exc})") from None
 
 
 UTF16_PROBE = 4096  # bytes of a file's start that tell UTF-16 apart

@@ -10,12 +10,12 @@ stdin cannot be re-read: callers get ``None`` and show the evidence text alone.
 from __future__ import annotations
 
 import bisect
-import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from logpost import storage
 from logpost.model import InputError
 from logpost.parsers.normalise import clean, decode, open_source
 
@@ -44,7 +44,7 @@ class Excerpt:
 
 def readable(source: str) -> bool:
     """Whether ``source`` is a file we can go back to (not stdin, still there)."""
-    return source not in ("-", "<stdin>") and os.path.isfile(source)
+    return source not in ("-", "<stdin>") and storage.is_file(source)
 
 
 def _open(path: str) -> BinaryIO:

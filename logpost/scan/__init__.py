@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
+from logpost import storage
 from logpost.analyze import Options
 from logpost.model import InputError, Severity
 from logpost.outputs import write_atomic
@@ -47,6 +49,8 @@ class ScanOptions:
         report_dir: write each analysed run's postmortem here (``report_format``, ``report_lang``).
         force: re-analyse every run, changed or not.
         filters: which rows the result keeps (the catalog still records every run).
+        storage: options of the fsspec file systems for URL paths (``s3://...``): endpoint, profile,
+            credentials. Sent to the workers with each task, never written to the catalog or outputs.
     """
 
     db: str | None = None
@@ -60,6 +64,7 @@ class ScanOptions:
     report_lang: str = "both"
     force: bool = False
     filters: Filters = field(default_factory=Filters)
+    storage: tuple[tuple[str, Any], ...] = ()  # object storage options (``logpost.storage.parse_options``)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class ScanResult:
     analyzed: int = 0
     errors: int = 0
     seconds: float = 0.0
+    timings: dict[str, Any] = field(default_factory=dict)  # where the time went: see :func:`scan`
 
     @property
     def cached(self) -> int:
@@ -99,6 +105,11 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
     """Find the runs under ``paths``, analyse the new and changed ones, and return every run's row.
 
     Each analysed run is committed to the catalog in its own transaction as soon as it finishes.
+    ``ScanResult.timings`` says where the time went: seconds per phase in this process (``discover``,
+    ``catalog_read``, ``analyse`` from the first task sent to the last result, of which ``store``
+    is spent writing the catalog and reports, and ``finish``), this process's CPU seconds, and per
+    worker process the runs it analysed, their wall and CPU seconds, and how long it sat idle
+    between its first and last run.
 
     Raises:
         InputError: a path does not exist, the catalog cannot be opened, bad options.
@@ -121,12 +132,18 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
     fingerprint = analysis_fingerprint(analysis)
     if analysis.select or analysis.ignore:
         _check_selection(analysis)
+    storage.configure(o.storage)
+    cpu0 = time.process_time()
+    clock = time.perf_counter()
     specs = discover(roots, o.globs, o.excludes)
+    phases = {"discover": time.perf_counter() - clock}
     if not specs:
         shown = ", ".join(o.globs[:6]) + (", ..." if len(o.globs) > 6 else "")
         raise InputError(f"no runs found in {', '.join(roots)} (no log files named {shown}; see --glob)")
     db = o.db or default_db()
+    workers: dict[int, dict[str, float]] = {}
     with Catalog.open(db) as cat:
+        clock = time.perf_counter()
         known = cat.known()
         tasks = []
         for spec in specs:
@@ -137,25 +154,53 @@ def scan(paths: Iterable[str], options: ScanOptions | None = None, progress: Pro
                      or (report is not None and (k[3] != report or not os.path.exists(report))))
             if stale:
                 tasks.append(Task(spec, analysis, fingerprint, o.report_format if report else None,
-                                  o.report_lang))
+                                  o.report_lang, o.storage))
+        phases["catalog_read"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         outcomes = run_dask(tasks, o.dask) if o.dask else run_local(tasks, o.jobs)
         errors = 0
+        store = 0.0
         with contextlib.closing(outcomes):
             for done, outcome in enumerate(outcomes, 1):
+                stored = time.perf_counter()
                 if outcome.report is not None and report_dir:
                     path = os.path.join(report_dir, report_name(outcome.run["path"], o.report_format))
                     write_atomic(path, outcome.report)
                     outcome.run["report"] = path
                 errors += outcome.run["status"] == "error"
                 cat.store(outcome.run, outcome.findings)
+                store += time.perf_counter() - stored
+                _count(workers, outcome.timing)
                 if progress:
                     progress(done, len(tasks), outcome)
+        phases["analyse"], phases["store"] = time.perf_counter() - clock, store
+        clock = time.perf_counter()
         found = {s.path for s in specs}
         cat.mark_present(roots, found)
         rows = cat.rows(o.filters, paths=found)
-    only = os.path.abspath(roots[0]) if len(roots) == 1 and os.path.isdir(roots[0]) else None
+        phases["finish"] = time.perf_counter() - clock
+    if len(roots) == 1 and storage.is_url(roots[0]):
+        only: str | None = roots[0].rstrip("/")
+    else:
+        only = os.path.abspath(roots[0]) if len(roots) == 1 and os.path.isdir(roots[0]) else None
+    per_worker = [{"runs": w["runs"], "wall": w["wall"], "cpu": w["cpu"],
+                   "idle": max(0.0, w["ended"] - w["began"] - w["wall"])}
+                  for w in sorted(workers.values(), key=lambda w: w["began"])]
+    timings = {"phases": phases, "cpu": time.process_time() - cpu0, "workers": per_worker}
     return ScanResult(rows=rows, db=db, base=only, discovered=len(specs), analyzed=len(tasks), errors=errors,
-                      seconds=time.perf_counter() - start)
+                      seconds=time.perf_counter() - start, timings=timings)
+
+
+def _count(workers: dict[int, dict[str, float]], timing: dict[str, float]) -> None:
+    if not timing:
+        return
+    w = workers.setdefault(int(timing["worker"]), {"runs": 0, "wall": 0.0, "cpu": 0.0, "began": timing["began"],
+                                                   "ended": timing["ended"]})
+    w["runs"] += 1
+    w["wall"] += timing["wall"]
+    w["cpu"] += timing["cpu"]
+    w["began"] = min(w["began"], timing["began"])
+    w["ended"] = max(w["ended"], timing["ended"])
 
 
 def query(db: str | None = None, filters: Filters | None = None) -> ScanResult:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from logpost import storage
 from logpost.model import InputError
 
 SCHEMA_VERSION = 1
@@ -246,10 +247,10 @@ class Catalog:
 
     def mark_present(self, roots: Iterable[str], found: set[str]) -> None:
         """Flag the catalogued runs under ``roots`` that this scan did not find (deleted, moved)."""
-        tops = [os.path.abspath(r) for r in roots]
+        tops = [(r.rstrip("/"), "/") if storage.is_url(r) else (os.path.abspath(r), os.sep) for r in roots]
         gone, back = [], []
         for (path, present) in self.conn.execute("SELECT path, present FROM runs"):
-            if not any(path == t or path.startswith(t.rstrip(os.sep) + os.sep) for t in tops):
+            if not any(path == t or path.startswith(t.rstrip(sep) + sep) for t, sep in tops):
                 continue
             if path in found and not present:
                 back.append((path,))

@@ -29,8 +29,10 @@ import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from logpost import storage
 from logpost.model import InputError
 
 DEFAULT_GLOBS = (
@@ -57,6 +59,11 @@ class LogFile:
     path: str
     size: int
     mtime_ns: int
+    etag: str = ""  # an object's ETag (object storage): a rewrite of the same size and second shows here
+
+    def signature(self) -> list[str | int]:
+        """``[path, size, mtime_ns]``, and the ETag when there is one (kept in the catalog)."""
+        return [self.path, self.size, self.mtime_ns, self.etag] if self.etag else [self.path, self.size, self.mtime_ns]
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class RunSpec:
     @property
     def files_sig(self) -> str:
         """A digest of (path, size, mtime_ns) of every log file: equal digests mean an unchanged run."""
-        data = json.dumps([[f.path, f.size, f.mtime_ns] for f in self.files], separators=(",", ":"))
+        data = json.dumps([f.signature() for f in self.files], separators=(",", ":"))
         return hashlib.sha256(data.encode()).hexdigest()[:32]
 
     @property
@@ -130,6 +137,9 @@ def discover(roots: list[str] | tuple[str, ...], globs: tuple[str, ...] = DEFAUL
     runs: dict[str, RunSpec] = {}
     seen_dirs: set[tuple[int, int]] = set()
     for root in roots:
+        if storage.is_url(root):
+            _walk_objects(root, globs, excludes, runs)
+            continue
         path = os.path.abspath(root)
         if not os.path.exists(path):
             raise InputError(f"{root}: no such file or directory")
@@ -178,18 +188,54 @@ def _walk(top: str, globs: tuple[str, ...], excludes: tuple[str, ...], seen: set
                 f = _stat_file(e.path)
                 if f is not None:
                     logs.append(f)
-        checkpoints = _checkpoint_states(subdirs, globs)
-        stems = {stem(os.path.basename(f.path)) for f in logs}
-        if checkpoints or (logs and ("" in stems or len(stems) == 1)):
-            runs[folder] = RunSpec(folder, "dir", tuple(logs) + tuple(checkpoints))
-            subdirs = [(n, p) for n, p in subdirs if not _CHECKPOINT.match(n)]
-        else:
-            for f in logs:
-                runs[f.path] = RunSpec(f.path, "file", (f,))
-        stack.extend(p for _, p in reversed(subdirs))
+        stack.extend(_group(folder, logs, subdirs, globs, _stat_file, runs))
 
 
-def _checkpoint_states(subdirs: list[tuple[str, str]], globs: tuple[str, ...]) -> list[LogFile]:
+def _walk_objects(root: str, globs: tuple[str, ...], excludes: tuple[str, ...], runs: dict[str, RunSpec]) -> None:
+    """The runs under an object storage prefix, from one listing: ``/`` separates folders, and each
+    folder is grouped as a local one is. A URL that names an object is a single-file run."""
+    objects = storage.list_objects(root)
+    top = root.rstrip("/")
+    if len(objects) == 1 and objects[0].url == top:
+        o = objects[0]
+        runs[top] = RunSpec(top, "file", (LogFile(o.url, o.size, o.mtime_ns, o.etag),))
+        return
+    files = {o.url: LogFile(o.url, o.size, o.mtime_ns, o.etag) for o in objects}
+    folders: dict[str, tuple[list[str], set[str]]] = {}  # folder -> (its objects, its sub-folder names)
+    for o in objects:
+        if not o.url.startswith(top + "/"):
+            continue  # (a driver that lists "prefix-other/" under "prefix")
+        *parts, _ = o.url[len(top) + 1:].split("/")
+        folder = top
+        for part in parts:
+            folders.setdefault(folder, ([], set()))[1].add(part)
+            folder = f"{folder}/{part}"
+        folders.setdefault(folder, ([], set()))[0].append(o.url)
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        names, subs = folders.get(folder, ([], set()))
+        logs = [files[u] for u in sorted(names) if is_log_name(u.rsplit("/", 1)[1], globs)]
+        subdirs = [(n, f"{folder}/{n}") for n in sorted(subs) if n and not _excluded(n, excludes)]
+        stack.extend(_group(folder, logs, subdirs, globs, files.get, runs))
+
+
+def _group(folder: str, logs: list[LogFile], subdirs: list[tuple[str, str]], globs: tuple[str, ...],
+           stat_file: Callable[[str], LogFile | None], runs: dict[str, RunSpec]) -> list[str]:
+    """Record the run(s) of one folder (see the module's rules); return the sub-folders to search, last first."""
+    checkpoints = _checkpoint_states(subdirs, globs, stat_file)
+    stems = {stem(os.path.basename(f.path)) for f in logs}
+    if checkpoints or (logs and ("" in stems or len(stems) == 1)):
+        runs[folder] = RunSpec(folder, "dir", tuple(logs) + tuple(checkpoints))
+        subdirs = [(n, p) for n, p in subdirs if not _CHECKPOINT.match(n)]
+    else:
+        for f in logs:
+            runs[f.path] = RunSpec(f.path, "file", (f,))
+    return [p for _, p in reversed(subdirs)]
+
+
+def _checkpoint_states(subdirs: list[tuple[str, str]], globs: tuple[str, ...],
+                       stat_file: Callable[[str], LogFile | None]) -> list[LogFile]:
     """``checkpoint-N/trainer_state.json`` of a Hugging Face output_dir, by step."""
     found = []
     for name, path in subdirs:
@@ -199,7 +245,7 @@ def _checkpoint_states(subdirs: list[tuple[str, str]], globs: tuple[str, ...]) -
         for state in STATE_FILES:
             if not is_log_name(state, globs):
                 continue
-            f = _stat_file(os.path.join(path, state))
+            f = stat_file(f"{path}/{state}")
             if f is not None:
                 found.append((int(m.group(1)), f))
                 break

@@ -8,10 +8,14 @@ over an existing Dask cluster. Both yield outcomes as they finish; the caller co
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import hashlib
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -24,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from logpost import __version__
+from logpost import __version__, storage
 from logpost.analyze import Options
 from logpost.model import InputError, Postmortem
 from logpost.scan.discovery import RunSpec, primary_log
@@ -110,6 +114,7 @@ class Task:
     analysis_sig: str
     report_format: str | None = None  # one of REPORT_FORMATS
     report_lang: str = "both"
+    storage: tuple[tuple[str, Any], ...] = ()  # object storage options (logpost.storage), never recorded
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Outcome:
     run: dict[str, Any]
     findings: list[dict[str, Any]] = field(default_factory=list)
     report: str | None = None
+    timing: dict[str, float] = field(default_factory=dict)  # worker pid, wall and CPU seconds, start and end
 
 
 # ------------------------------------------------------------------ what a worker does with a run
@@ -172,22 +178,34 @@ def analysis_fingerprint(options: Options) -> str:
 
 def base_row(task: Task) -> dict[str, Any]:
     spec = task.spec
-    return {"path": spec.path, "kind": spec.kind, "files": [[f.path, f.size, f.mtime_ns] for f in spec.files],
+    return {"path": spec.path, "kind": spec.kind, "files": [f.signature() for f in spec.files],
             "files_sig": spec.files_sig, "analysis_sig": task.analysis_sig, "mtime_ns": spec.mtime_ns,
             "logpost_version": __version__,
             "analyzed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def error_outcome(task: Task, message: str) -> Outcome:
-    return Outcome({**base_row(task), "status": "error", "error": message})
+    return Outcome({**base_row(task), "status": "error", "error": storage.redact(message)})
 
 
 def analyze_task(task: Task) -> Outcome:
     """Analyse one run; never raises (a failure is an outcome with status ``error``)."""
-    start = time.perf_counter()
+    start, cpu, began = time.perf_counter(), time.process_time(), time.time()
+    outcome = _analyze(task)
+    took = time.perf_counter() - start
+    if outcome.run.get("status") == "ok":
+        outcome.run["seconds"] = round(took, 4)
+    # where the time goes (ScanResult.timings, `scan --timings`); not written to the catalog
+    outcome.timing = {"worker": os.getpid(), "wall": took, "cpu": time.process_time() - cpu, "began": began,
+                      "ended": time.time()}
+    return outcome
+
+
+def _analyze(task: Task) -> Outcome:
     limit = memory_ceiling()
     peak = _Ceiling.peak()
     try:
+        storage.configure(task.storage)
         if task.spec.error:
             return error_outcome(task, task.spec.error)
         with _Ceiling(limit):
@@ -204,7 +222,6 @@ def analyze_task(task: Task) -> Outcome:
                                        f"one run ({budget_mb()} MiB, LOGPOST_SCAN_MEMORY_MB); analyse it alone "
                                        "with `logpost analyze`")
         return error_outcome(task, f"{_where(task.spec)}: internal error: {type(exc).__name__}: {exc}")
-    outcome.run["seconds"] = round(time.perf_counter() - start, 4)
     return outcome
 
 
@@ -266,23 +283,91 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def worker_init(scan_pid: int) -> None:
+    """Runs in each worker process as it starts: the worker dies with its scan, whatever kills the scan.
+
+    On Linux the kernel sends the worker SIGKILL when its parent, the scan, dies (``PR_SET_PDEATHSIG``);
+    the scan may have died before that was set, so its pid is checked after. A worker whose parent is
+    not the scan (a fork server's), and every worker where there is no ``PR_SET_PDEATHSIG``, has a
+    thread that checks four times a second that the scan is still there. Ctrl-C is
+    the scan's to handle (it stops the workers), and SIGTERM kills a worker outright (a forked worker
+    inherits the scan's handler otherwise).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A fork server's workers are its children, and it exits only once they have closed the pipe that
+    # tells it the scan is alive: they watch the scan themselves.
+    if not _die_with_parent() or os.getppid() != scan_pid:
+        threading.Thread(target=_watch_scan, args=(scan_pid,), daemon=True, name="logpost-watch-scan").start()
+    if not _alive(scan_pid):
+        os._exit(1)
+
+
+def _die_with_parent() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return False
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a killed scan stays a zombie until its own parent reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone (or the pid reused by another user's process)
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2][1:2] not in (b"Z", b"X")
+    except OSError:  # no /proc: the signal check is all there is
+        return True
+
+
+def _watch_scan(pid: int) -> None:
+    while _alive(pid):
+        time.sleep(0.25)
+    os._exit(1)
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's worker processes now: on Ctrl-C or SIGTERM a run in flight is abandoned (the scan
+    writes the catalog, so nothing is half-written) rather than waited for."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(ProcessLookupError, ValueError, AttributeError):  # already gone
+            proc.kill()
+
+
 def run_local(tasks: list[Task], jobs: int | None = None) -> Generator[Outcome, None, None]:
     """Analyse ``tasks`` over ``jobs`` worker processes, yielding outcomes as they finish.
 
     With one job (or one task) the work runs in this process. A worker process that dies (killed,
     out of memory, a crash in native code) breaks the pool: the runs that were in flight are retried
-    once in a fresh pool, then reported as errors.
+    once in a fresh pool, then reported as errors. Workers die with the scan (:func:`worker_init`);
+    when the scan is interrupted (Ctrl-C, SIGTERM, the caller closing this generator) they are
+    killed at once instead of being waited for.
     """
     jobs = jobs or default_jobs()
     if jobs <= 1 or len(tasks) <= 1:
         for t in tasks:
             yield analyze_task(t)
         return
-    pending = deque(tasks)
+    # Largest runs first: a long run started last would keep one worker busy while the other has nothing left.
+    pending = deque(sorted(tasks, key=lambda t: -max((f.size for f in t.spec.files), default=0)))
     attempts: dict[str, int] = {}
     ctx = pool_context()
+    if ctx.get_start_method() == "fork":
+        # Forked workers share this process's memory until they write to it; the collector walking the
+        # inherited objects writes to every page it visits. Frozen objects are not walked (it is undone below).
+        gc.freeze()
     while pending:
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx, initializer=worker_init,
+                                   initargs=(os.getpid(),))
         inflight: dict[Future[Outcome], Task] = {}
         broken = False
         try:
@@ -311,8 +396,12 @@ def run_local(tasks: list[Task], jobs: int | None = None) -> Generator[Outcome, 
                     else:
                         yield error_outcome(t, "the worker process died while analysing this run"
                                                " (killed, out of memory or crashed)")
+        except BaseException:  # KeyboardInterrupt, SystemExit, GeneratorExit: stop now
+            stop_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            gc.unfreeze()
 
 
 def run_dask(tasks: list[Task], address: str, timeout: float = 30) -> Generator[Outcome, None, None]:

@@ -27,7 +27,9 @@ _DATA_TYPES = frozenset({"KeyError", "IndexError", "ValueError", "TypeError", "A
 _DATA_FRAMES = regex.compile(
     r"(?:^|/)datasets/|arrow_dataset\.py|multiprocess/pool\.py|tokenization_utils|tokenizer|_tokeniz|collat"
     r"|prompt_strategies/|prompt_tokenizers\.py|/data/(?:loader|template|processor|converter|aligner|preprocess)"
-    r"|chat_template|preprocess|dataset|(?:^|/)data_utils|formatting_func|apply_chat_template", regex.I)
+    r"|chat_template|preprocess|dataset|(?:^|/)data_utils|formatting_func|apply_chat_template"
+    # a sample fetched by the dataloader (a Dataset's __getitem__, torch's fetch, accelerate's data_loader)
+    r"|data_?loader\.py|_utils/fetch\.py| in __getitem__", regex.I)
 # transformers' model registries: a KeyError there is a model type this transformers does not know
 _REGISTRY_FRAMES = regex.compile(r"configuration_auto\.py|modeling_auto\.py|auto_factory\.py")
 _CONFIG_MESSAGE = regex.compile(

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from logpost import storage
 from logpost.model import Event, Evidence, Line, RunLog
 from logpost.parsers.normalise import UTF16_PROBE, is_utf16, split_line
 
@@ -134,7 +135,7 @@ def stamp(no: int, text: str) -> Stamp | None:
 def _read_tail(path: str, end: int, size: int) -> tuple[bytes, bool]:
     """Bytes ``end - size .. end`` of a file (``.gz`` decompressed) and whether they start mid-file."""
     start = max(0, end - size)
-    with open(path, "rb") as raw:
+    with storage.open_binary(path) as raw:
         fh: Any = gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
         fh.seek(start)
         return fh.read(end - start), start > 0
@@ -145,10 +146,13 @@ def tail_lines(run: RunLog, params: dict[str, Any] | Any, since: int = 0) -> lis
     their line numbers; None when the source cannot be read again (stdin, a run directory, a large
     ``.gz``, a cut-short read)."""
     source, end = run.source, run.facts.bytes
-    if end is None or run.facts.truncated or not os.path.isfile(source):
+    if end is None or run.facts.truncated or not storage.is_file(source):
         return None
-    with open(source, "rb") as fh:
-        head = fh.read(UTF16_PROBE)
+    try:
+        with storage.open_binary(source) as fh:
+            head = fh.read(UTF16_PROBE)
+    except OSError:
+        return None
     if is_utf16(head):
         return None  # read as UTF-8 by the parsers: its byte offsets are not the file's
     gz = head[:2] == b"\x1f\x8b"

@@ -372,6 +372,8 @@ def overfitting(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     """Eval loss rises for several evaluations after its best while the training loss keeps falling."""
     frame = run.frame.sort_values(["step", "line"], kind="stable", na_position="last")
     ev = frame[(frame["kind"] == "eval") & frame["eval_loss"].notna() & ~logged_nonfinite(frame, "eval_loss")]
+    if ev.empty:
+        return _memorisation(run, params)
     if len(ev) < params["min_evals"]:
         return []
     vals = ev["eval_loss"].to_numpy()
@@ -393,6 +395,23 @@ def overfitting(run: RunLog, params: Mapping[str, Any]) -> Iterable[Hit]:
     first = ev.iloc[b + 1:b + 2]
     return [Hit(evidence=evidence, confidence=params["confidence"], first_step=_first(first, "step"),
                 first_line=_first(first, "line"), facts=facts)]
+
+
+def _memorisation(run: RunLog, params: Mapping[str, Any]) -> list[Hit]:
+    """No eval loss at all, many epochs, and a training loss near 0 (variant ``memorisation``): the model
+    has learned its small training set by heart, and nothing in the log can say how it generalises."""
+    train = finite_losses(run)
+    if len(train) < 3 or "epoch" not in train or not train["epoch"].notna().any():
+        return []
+    epochs = float(train["epoch"].max())
+    last = float(train["loss"].iloc[-1])
+    if epochs < params["memorise_min_epochs"] or not 0 < last <= params["memorise_loss"]:
+        return []
+    hit = Hit(evidence=row_evidence(run, train.head(1)) + row_evidence(run, train.tail(1)),
+              confidence=params["memorise_confidence"], first_step=_first(train.tail(1), "step"),
+              first_line=_first(train.tail(1), "line"), severity=Severity.WARNING, variant="memorisation",
+              facts={"epochs": round(epochs, 1), "train_last": last, "train_first": float(train["loss"].iloc[0])})
+    return [hit]
 
 
 @detector("NO_LEARNING")
